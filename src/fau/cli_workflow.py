@@ -1,0 +1,45 @@
+"""`fau track-start` and `fau report`: the workflow-level commands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .config import Config
+
+
+def add_track_start(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=None,
+                   help="where to write the parent run's IDs (default <out>/tracking/parent.json)")
+
+
+def run_track_start(args: argparse.Namespace, cfg: Config) -> int:
+    from .tracking import PARENT_FILE, start_parent
+
+    out = args.out or cfg.out_dir / PARENT_FILE
+    info = start_parent(cfg, out)
+    if info.get("enabled"):
+        print(f"MLflow parent run {info['run_name']} ({info['run_id']}) at {info['uri']}")
+    else:
+        print("tracking disabled (tracking.enabled: false)")
+    return 0
+
+
+def add_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--parent", type=Path, default=None,
+                   help="parent run file (tracking/parent.json): log the report and figures there")
+
+
+def run_report(args: argparse.Namespace, cfg: Config) -> int:
+    from .report import write_report
+    from .tracking import parent_run
+
+    path = write_report(cfg, cfg.out_dir)
+    print(f"report: {path}")
+    if args.parent is not None:
+        run = parent_run(args.parent)
+        run.log_artifact(path, "report")
+        for fig in sorted((cfg.out_dir / "figures").glob("*.png")):
+            run.log_artifact(fig, "report/figures")
+        run.finish()
+    return 0

@@ -1,0 +1,355 @@
+"""Typed configuration: `config/*.yaml` -> frozen dataclasses.
+
+Every section has defaults here; a YAML file overrides them key by key.  An
+unknown key or a value of the wrong type raises `FauError` naming the key, so
+a typo stops a run before any work.  There is no global config object: code
+receives the section it needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .errors import FauError
+
+BP4D_AUS = (6, 10, 12, 14, 17)
+DISFA_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
+
+# Default path patterns of the official layouts (../shared/reference/datasets.md).
+DEFAULT_PATTERNS = {
+    "bp4d": {
+        "frames": "{subject}/{task}/{frame}.jpg",
+        "zip": "2D+3D/{subject}.zip",
+        "zip_member": "{subject}/{task}/{frame}.jpg",
+        "labels": "AUCoding/AU_INT/AU{au:02d}/{subject}_{task}_AU{au:02d}.csv",
+    },
+    "disfa": {
+        "video": "Videos_LeftCamera/LeftVideo{subject}_comp.avi",
+        "labels": "ActionUnit_Labels/{subject}/{subject}_au{au}.txt",
+    },
+}
+
+
+def au_name(au: int) -> str:
+    """6 -> 'AU06' (the column name used in every table)."""
+    return f"AU{int(au):02d}"
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str = "synth_bp4d"  # results/<name>/...
+    kind: str = "bp4d"  # "bp4d" | "disfa"
+    root: str = "data/synth/BP4D"
+    aus: tuple[int, ...] = BP4D_AUS
+    frames_form: str = "folders"  # bp4d: "folders" | "zip"
+    patterns: dict = field(default_factory=dict)  # overrides of DEFAULT_PATTERNS[kind]
+    frame_step: int = 1  # keep every n-th labelled frame (DISFA has 4845 per video)
+    subjects: Optional[tuple[str, ...]] = None  # restrict to these subjects (None: all found)
+
+    def pattern(self, key: str) -> str:
+        merged = {**DEFAULT_PATTERNS.get(self.kind, {}), **self.patterns}
+        if key not in merged:
+            raise FauError(f"config key 'dataset.patterns.{key}' is not set for kind '{self.kind}'")
+        return merged[key]
+
+    @property
+    def au_names(self) -> list[str]:
+        return [au_name(a) for a in self.aus]
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    enabled: bool = True
+    subjects: int = 6
+    tasks: int = 2  # BP4D tasks per subject (T1..Tn); DISFA: one video per subject
+    frames: int = 60  # frames per task / video
+    width: int = 1040  # BP4D 1040 x 1392 (w x h), DISFA 1024 x 768
+    height: int = 1392
+    coded_fraction: float = 0.85  # BP4D: share of each task inside the coded window
+    nine_fraction: float = 0.03  # BP4D: share of coded frames with a "9" for one AU
+    zip: bool = False  # BP4D: also write the 2D+3D/<subject>.zip form
+    fps: float = 20.0
+    codec: str = "MJPG"  # DISFA video codec: "MJPG" or "mp4v"
+    jpeg_quality: int = 90
+
+
+@dataclass(frozen=True)
+class LandmarksConfig:
+    detect_width: int = 320  # detection runs on a grey copy this wide
+    upsample: int = 0  # HOG detector pyramid upsampling
+    track: bool = True  # re-use the last box while landmarks stay plausible
+    track_min_overlap: float = 0.5  # box IoU between landmark hull and tracked box
+    min_face_fraction: float = 0.02  # smallest face (box width / frame width) accepted
+    predictor: Optional[str] = None  # 68-point model file; None: face_recognition_models' copy
+
+
+@dataclass(frozen=True)
+class CropsConfig:
+    size: int = 256
+    jpeg_quality: int = 95
+    # Template (in a size x size crop) for the eye centres and the mouth centre.
+    template: dict = field(
+        default_factory=lambda: {"left_eye": [86.0, 100.0], "right_eye": [170.0, 100.0], "mouth": [128.0, 178.0]}
+    )
+    au_points: dict = field(default_factory=dict)  # AU -> two point specs; {} = method.md table
+
+
+@dataclass(frozen=True)
+class FoldsConfig:
+    k: int = 3  # k folds over sorted subject IDs (used when parts/explicit are empty)
+    parts: tuple[tuple[str, ...], ...] = ()  # fold i tests parts[i], trains on the rest
+    explicit: tuple[dict, ...] = ()  # [{name, train: [...], test: [...]}]
+
+
+@dataclass(frozen=True)
+class SCCConfig:
+    enabled: bool = True
+    k: int = 7
+    impl: str = "factorised"  # "factorised" | "literal"
+    layout: str = "paper"  # "paper" (channels are nodes) | "released" (authors' NHWC reshape)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "resnet50"  # "resnet50" | "resnet18"
+    backbone_weights: Optional[str] = None  # torchvision-layout state dict file
+    input_size: int = 256
+    head_channels: tuple[int, ...] = (256, 128, 64)
+    bn_momentum: float = 0.01  # TF decay 0.99
+    sigma: float = 2.0
+    scc: SCCConfig = field(default_factory=SCCConfig)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 5e-4
+    lr_milestones: tuple[int, ...] = (5, 10)
+    lr_gamma: float = 0.1
+    weight_decay: float = 1e-5
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    bf16: bool = False  # bf16 autocast on CUDA
+    workers: Optional[int] = None  # DataLoader workers; None: from the job's threads
+    normalization: str = "imagenet"  # "imagenet" | "tf_mean"
+    max_train_frames: Optional[int] = None  # cap per fold (deterministic subsample)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    enabled: bool = True
+    uri: str = "sqlite:///results/mlflow.db"
+    experiment: str = "fau"
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    gpu: int = 0  # GPUs per training / evaluation job (Slurm: --gpus)
+    gpu_model: Optional[str] = None
+    gres: Optional[str] = None  # e.g. "gpu:1" (alternative to gpu/gpu_model)
+    train_runtime: int = 240  # minutes
+    train_mem_mb: int = 16000
+    train_threads: int = 2
+    prep_mem_mb: int = 2000
+    prep_runtime: int = 60
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    sequences: int = 3  # test sequences plotted over time
+    heatmap_examples: int = 4  # test crops with predicted heatmaps overlaid
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 0
+    results: str = "results"
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    landmarks: LandmarksConfig = field(default_factory=LandmarksConfig)
+    crops: CropsConfig = field(default_factory=CropsConfig)
+    folds: FoldsConfig = field(default_factory=FoldsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    @property
+    def out_dir(self) -> Path:
+        """results/<dataset name>"""
+        return Path(self.results) / self.dataset.name
+
+    def to_dict(self) -> dict:
+        return to_plain(self)
+
+
+# ---------------------------------------------------------------- conversion
+
+
+def to_plain(obj: Any) -> Any:
+    """Dataclasses/tuples -> dicts/lists (JSON- and YAML-safe)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], key)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise FauError(f"config key '{key}' must be a mapping, got {type(value).__name__}")
+        return _build(tp, value, key + ".")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise FauError(f"config key '{key}' must be a list, got {type(value).__name__}")
+        elem = args[0] if args else Any
+        return tuple(_convert(v, elem, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise FauError(f"config key '{key}' must be a mapping, got {type(value).__name__}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise FauError(f"config key '{key}' must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FauError(f"config key '{key}' must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise FauError(f"config key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise FauError(f"config key '{key}' must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, data: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for k, v in data.items():
+        if k not in names:
+            close = difflib.get_close_matches(str(k), names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise FauError(f"config key '{prefix}{k}' is not known{hint}")
+        kwargs[k] = _convert(v, hints[k], prefix + k)
+    return cls(**kwargs)
+
+
+def _check(cfg: Config) -> None:
+    choices = {
+        "dataset.kind": (cfg.dataset.kind, ("bp4d", "disfa")),
+        "dataset.frames_form": (cfg.dataset.frames_form, ("folders", "zip")),
+        "model.backbone": (cfg.model.backbone, ("resnet18", "resnet34", "resnet50")),
+        "model.scc.impl": (cfg.model.scc.impl, ("factorised", "literal")),
+        "model.scc.layout": (cfg.model.scc.layout, ("paper", "released")),
+        "train.device": (cfg.train.device, ("auto", "cpu", "cuda")),
+        "train.normalization": (cfg.train.normalization, ("imagenet", "tf_mean")),
+        "synth.codec": (cfg.synth.codec, ("MJPG", "mp4v")),
+    }
+    for key, (val, allowed) in choices.items():
+        if val not in allowed:
+            raise FauError(f"config key '{key}' is {val!r}; expected one of {', '.join(allowed)}")
+    if cfg.model.input_size % 32:
+        raise FauError(f"config key 'model.input_size' is {cfg.model.input_size}; it must be a multiple of 32")
+    if not cfg.dataset.aus:
+        raise FauError("config key 'dataset.aus' is empty")
+
+
+def from_dict(data: Optional[dict]) -> Config:
+    """Build and check a Config from a plain mapping (YAML, Snakemake's `config`)."""
+    cfg = _build(Config, dict(data or {}))
+    _check(cfg)
+    return cfg
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise FauError(f"{path}: cannot read config file ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text) if path.suffix != ".json" else json.loads(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise FauError(f"{path}: not valid YAML/JSON ({first})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FauError(f"{path}: a config file must hold a mapping at the top level")
+    return data
+
+
+def parse_override(item: str) -> dict:
+    """'train.epochs=3' -> {'train': {'epochs': 3}} (value parsed as YAML)."""
+    if "=" not in item:
+        raise FauError(f"override '{item}' must look like key.sub=value")
+    key, raw = item.split("=", 1)
+    value = yaml.safe_load(raw)
+    out: dict = {}
+    cur = out
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = value
+    return out
+
+
+def load_config(paths: Optional[list] = None, overrides: Optional[list[str]] = None,
+                inline: Optional[str] = None) -> Config:
+    """Merge YAML files (later wins), an inline JSON mapping and `key=value`
+    overrides (in that order) into a Config."""
+    data: dict = {}
+    for p in paths or []:
+        data = deep_merge(data, load_yaml(p))
+    if inline:
+        try:
+            extra = json.loads(inline)
+        except json.JSONDecodeError as e:
+            raise FauError(f"--config-json: not valid JSON ({e.msg} at char {e.pos})") from None
+        if not isinstance(extra, dict):
+            raise FauError("--config-json: must be a JSON mapping")
+        data = deep_merge(data, extra)
+    for o in overrides or []:
+        data = deep_merge(data, parse_override(o))
+    return from_dict(data)

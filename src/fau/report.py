@@ -1,0 +1,215 @@
+"""The run's report: `<out>/report.md` + `<out>/figures/*.png`.
+
+Contents: the per-AU table (ICC(3,1), MAE, PCC pooled over all folds' test
+frames, and mean +- sd over folds), a config summary, and figures:
+predicted vs true per AU, intensity over time for a few test sequences,
+training curves, and the seed's demo (predicted AU heatmaps over test crops).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .config import Config  # noqa: E402
+from .errors import FauError  # noqa: E402
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise FauError(f"{path}: missing (run the earlier stages first)") from None
+
+
+def _fmt(v: float, digits: int = 2) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
+
+
+def metrics_table(metrics: dict, aus: list[str]) -> str:
+    """Markdown table: per AU pooled ICC / MAE / PCC and fold mean +- sd."""
+    pooled, folds = metrics["pooled"], metrics.get("fold_mean_sd", {})
+    head = ("| AU | ICC(3,1) | MAE | PCC | ICC folds | MAE folds | PCC folds | n |\n"
+            "|---|---|---|---|---|---|---|---|")
+    rows = []
+    for au in [*aus, "mean"]:
+        p = pooled.get(au) if au != "mean" else metrics.get("mean", pooled.get("mean"))
+        if p is None:
+            continue
+        f = folds.get(au, {})
+
+        def ms(m: str) -> str:
+            mean, sd = f.get(f"{m}_mean"), f.get(f"{m}_sd")
+            return "n/a" if mean is None else f"{_fmt(mean)} ± {_fmt(sd)}"
+
+        label = f"**{au}**" if au == "mean" else au
+        n = p.get("n")
+        rows.append(f"| {label} | {_fmt(p.get('icc'))} | {_fmt(p.get('mae'))} | {_fmt(p.get('pcc'))} | "
+                    f"{ms('icc')} | {ms('mae')} | {ms('pcc')} | {'' if n is None else int(n)} |")
+    return "\n".join([head, *rows])
+
+
+def plot_scatter(pred: pd.DataFrame, aus: list[str], path: Path) -> None:
+    """Predicted vs true intensity per AU (jittered true values, box per level)."""
+    n = len(aus)
+    cols = min(n, 4)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, au in zip(axes.flat, aus):
+        d = pred[[f"{au}_true", f"{au}_pred"]].dropna()
+        t, p = d[f"{au}_true"].to_numpy(), d[f"{au}_pred"].to_numpy()
+        ax.scatter(t + rng.uniform(-0.15, 0.15, len(t)), p, s=4, alpha=0.4)
+        ax.plot([0, 5], [0, 5], "k--", lw=0.8)
+        ax.set(xlim=(-0.5, 5.5), ylim=(-0.5, 5.5), title=au, xlabel="true", ylabel="predicted")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_sequences(pred: pd.DataFrame, aus: list[str], n_seq: int, path: Path) -> list[str]:
+    """True (solid) and predicted (dashed) intensity over frames for n test videos."""
+    videos = sorted(pred["video"].unique())[:n_seq]
+    if not videos:
+        return []
+    fig, axes = plt.subplots(len(videos), 1, figsize=(10, 2.6 * len(videos)), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for ax, vid in zip(axes[:, 0], videos):
+        d = pred[pred["video"] == vid].sort_values("frame")
+        for i, au in enumerate(aus):
+            ax.plot(d["frame"], d[f"{au}_true"], color=colors(i % 10), lw=1.2, label=f"{au} true")
+            ax.plot(d["frame"], d[f"{au}_pred"], color=colors(i % 10), lw=1.0, ls="--")
+        ax.set(title=f"{vid} (solid: true, dashed: predicted)", xlabel="frame", ylabel="intensity", ylim=(-0.3, 5.3))
+    axes[0, 0].legend(ncol=min(len(aus), 6), fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return videos
+
+
+def plot_history(histories: dict[str, pd.DataFrame], path: Path) -> None:
+    """Training loss per epoch, one line per fold."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for fold, h in histories.items():
+        ax.plot(h["epoch"], h["loss"], marker="o", label=fold)
+    ax.set(xlabel="epoch", ylabel="training loss (MSE)", title="training curves")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_heatmaps(cfg: Config, fold_dir: Path, rows: pd.DataFrame, table_dir: Path, path: Path) -> None:
+    """The seed's demo: predicted AU heatmaps (max over each AU's two points)
+    overlaid on test crops, with predicted and true intensities."""
+    from .evaluate import predict_heatmaps
+
+    aus = cfg.dataset.au_names
+    images, heatmaps, intensities = predict_heatmaps(cfg, fold_dir / "model.pt", rows, table_dir)
+    n = len(images)
+    if n == 0:
+        return
+    fig, axes = plt.subplots(n, len(aus) + 1, figsize=(1.9 * (len(aus) + 1), 2.0 * n), squeeze=False)
+    for r in range(n):
+        img = images[r]
+        axes[r, 0].imshow(img)
+        axes[r, 0].set_title(Path(rows.iloc[r]["imgpath"]).name, fontsize=7)
+        for a, au in enumerate(aus):
+            hm = np.maximum(heatmaps[r, 2 * a], heatmaps[r, 2 * a + 1])
+            ax = axes[r, a + 1]
+            ax.imshow(img)
+            ax.imshow(hm, cmap="jet", alpha=0.45, vmin=0, vmax=max(255.0, float(hm.max())),
+                      extent=(0, img.shape[1], img.shape[0], 0))
+            true = rows.iloc[r][au]
+            ax.set_title(f"{au} p={intensities[r, a]:.1f} t={_fmt(true, 0)}", fontsize=7)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _config_summary(cfg: Config, n_frames: int, folds: list[dict]) -> str:
+    m, t = cfg.model, cfg.train
+    lines = [
+        f"- dataset: `{cfg.dataset.name}` ({cfg.dataset.kind}, root `{cfg.dataset.root}`"
+        f"{', synthetic' if cfg.synth.enabled else ''}), AUs {', '.join(cfg.dataset.au_names)}",
+        f"- test frames pooled over folds: {n_frames}",
+        f"- folds: " + "; ".join(f"{f['name']}: {len(f['train'])} train / {len(f['test'])} test subjects"
+                                  for f in folds),
+        f"- model: {m.backbone} (weights: {m.backbone_weights or 'random init'}), input {m.input_size}, "
+        f"SCC {'on' if m.scc.enabled else 'off'} (k={m.scc.k}, {m.scc.impl}, layout {m.scc.layout})",
+        f"- training: {t.epochs} epochs, batch {t.batch_size}, Adam lr {t.lr} (/{1 / t.lr_gamma:g} at epochs "
+        f"{', '.join(map(str, t.lr_milestones)) or '-'}), weight decay {t.weight_decay}, seed {cfg.seed}",
+        f"- crops: {cfg.crops.size}x{cfg.crops.size}, similarity alignment of eyes + mouth to a template",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(cfg: Config, out_dir: Path) -> Path:
+    """Write `<out>/report.md` and `<out>/figures/`; returns the report path."""
+    out_dir = Path(out_dir)
+    aus = cfg.dataset.au_names
+    try:
+        metrics = json.loads((out_dir / "metrics.json").read_text())
+    except FileNotFoundError:
+        raise FauError(f"{out_dir / 'metrics.json'}: missing (run `fau pool` first)") from None
+    folds = json.loads((out_dir / "folds.json").read_text())
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+
+    preds = pd.concat([_read_csv(out_dir / f["name"] / "predictions.csv").assign(fold=f["name"]) for f in folds],
+                      ignore_index=True)
+    histories = {f["name"]: _read_csv(out_dir / f["name"] / "history.csv") for f in folds}
+
+    plot_scatter(preds, aus, fig_dir / "pred_vs_true.png")
+    seqs = plot_sequences(preds, aus, cfg.report.sequences, fig_dir / "sequences.png")
+    plot_history(histories, fig_dir / "training_curves.png")
+    figures = [("Predicted vs true intensity (pooled test frames)", "pred_vs_true.png"),
+               (f"Intensity over time: {', '.join(seqs)}", "sequences.png"),
+               ("Training curves", "training_curves.png")]
+    if cfg.report.heatmap_examples > 0:
+        first = folds[0]["name"]
+        fold_preds = preds[preds["fold"] == first]
+        # Examples with the most AU activity, so the heatmaps show something.
+        activity = fold_preds[[f"{au}_true" for au in aus]].fillna(0).sum(axis=1)
+        rows = fold_preds.loc[activity.sort_values(ascending=False, kind="stable").index[:cfg.report.heatmap_examples]]
+        ann = _read_csv(out_dir / "annotations.csv")
+        rows = ann.merge(rows[["video", "frame"]], on=["video", "frame"], how="inner")
+        plot_heatmaps(cfg, out_dir / first, rows, out_dir, fig_dir / "heatmaps.png")
+        figures.append((f"Predicted AU heatmaps on test crops ({first}; p: predicted, t: true)", "heatmaps.png"))
+
+    parts = [
+        f"# AU intensity report: {cfg.dataset.name}",
+        "",
+        "Per AU over all folds' test frames (pooled); `folds`: mean ± sd over folds. "
+        "ICC(3,1) (Shrout & Fleiss 1979), MAE, Pearson r; frames whose label is not coded are left out "
+        "of that AU only.",
+        "",
+        metrics_table(metrics, aus),
+        "",
+        "## Run",
+        "",
+        _config_summary(cfg, len(preds), folds),
+        "",
+        "## Figures",
+        "",
+    ]
+    for title, name in figures:
+        parts += [f"### {title}", "", f"![{title}](figures/{name})", ""]
+    path = out_dir / "report.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(parts))
+    os.replace(tmp, path)
+    return path

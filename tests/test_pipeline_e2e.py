@@ -1,0 +1,154 @@
+"""The embedded workflow end to end, for real: locally against a real
+`mlflow server`, and through a real Slurm cluster (same seed -> same metrics)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from workflow_helpers import ROOT, copy_workflow, mlflow_server, snakemake, write_config
+
+pytestmark = pytest.mark.integration
+
+AUS = ["AU06", "AU10", "AU12", "AU14", "AU17"]
+
+
+def _get(url: str, path: str, **params) -> dict:
+    q = f"?{urllib.parse.urlencode(params)}" if params else ""
+    with urllib.request.urlopen(f"{url}{path}{q}", timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _post(url: str, path: str, body: dict) -> dict:
+    req = urllib.request.Request(f"{url}{path}", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("local")
+    wf = copy_workflow(base / "wf")
+    with mlflow_server(base / "mlflow") as url:
+        cfg = write_config(base / "tiny.yaml", base, tracking={"uri": url, "experiment": "e2e"})
+        t0 = time.time()
+        proc = snakemake(["--cores", "2", "--configfile", str(cfg)], cwd=wf)
+        yield {"base": base, "out": base / "results" / "tiny", "url": url, "wf": wf, "cfg": cfg,
+               "seconds": time.time() - t0, "stdout": proc.stdout + proc.stderr}
+
+
+def test_local_run_writes_report_and_metrics(local_run):
+    out = local_run["out"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(AUS) <= set(metrics["pooled"])
+    for au in AUS:
+        assert 0 <= metrics["pooled"][au]["mae"] <= 5
+        assert metrics["pooled"][au]["n"] > 0
+    report = (out / "report.md").read_text()
+    for au in AUS:
+        assert f"| {au} |" in report
+    for fig in ["pred_vs_true.png", "sequences.png", "training_curves.png", "heatmaps.png"]:
+        assert (out / "figures" / fig).stat().st_size > 5000, fig
+        assert f"figures/{fig}" in report
+    folds = json.loads((out / "folds.json").read_text())
+    assert [f["name"] for f in folds] == ["fold1", "fold2", "fold3"]
+    for f in folds:
+        assert not set(f["train"]) & set(f["test"])
+        assert (out / f["name"] / "model.pt").exists()
+    # Snakemake benchmark: directives give per-stage wall times.
+    assert list((out / "benchmarks").rglob("*.tsv"))
+
+
+def test_mlflow_server_shows_parent_children_and_metrics(local_run):
+    url = local_run["url"]
+    exp = _get(url, "/api/2.0/mlflow/experiments/get-by-name", experiment_name="e2e")["experiment"]
+    runs = _post(url, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]],
+                                                       "max_results": 100})["runs"]
+
+    def tags(run):
+        return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+
+    parents = [r for r in runs if "mlflow.parentRunId" not in tags(r)]
+    children = [r for r in runs if "mlflow.parentRunId" in tags(r)]
+    assert len(parents) == 1, [tags(r) for r in runs]
+    parent_id = parents[0]["info"]["run_id"]
+    assert sorted(tags(c)["fau.fold"] for c in children) == ["fold1", "fold2", "fold3"]
+    assert all(tags(c)["mlflow.parentRunId"] == parent_id for c in children)
+    parent_metrics = {m["key"] for m in parents[0]["data"].get("metrics", [])}
+    assert "pooled_icc_mean" in parent_metrics and "pooled_mae_AU12" in parent_metrics
+    for child in children:
+        cid = child["info"]["run_id"]
+        params = {p["key"]: p["value"] for p in child["data"].get("params", [])}
+        assert params["model.backbone"] == "resnet18" and "dataset_fingerprint" in params
+        assert params["git_commit"]
+        history = _get(url, "/api/2.0/mlflow/metrics/get-history", run_id=cid, metric_key="loss")["metrics"]
+        assert len(history) == 1 and math.isfinite(history[0]["value"])
+        metric_keys = {m["key"] for m in child["data"].get("metrics", [])}
+        assert {"icc_mean", "mae_mean", "pcc_AU12"} <= metric_keys
+        arts = {a["path"] for a in _get(url, "/api/2.0/mlflow/artifacts/list", run_id=cid).get("files", [])}
+        assert {"model", "evaluation", "config"} <= arts, arts
+    parent_arts = {a["path"] for a in _get(url, "/api/2.0/mlflow/artifacts/list", run_id=parent_id)["files"]}
+    assert {"report", "metrics"} <= parent_arts
+    with urllib.request.urlopen(url + "/", timeout=30) as r:
+        assert r.status == 200 and b"<html" in r.read().lower()
+
+
+def test_same_seed_same_metrics_on_rerun(local_run, tmp_path):
+    """A second local run from scratch with the same config and seed gives
+    the same pooled metrics (CPU)."""
+    cfg = write_config(tmp_path / "again.yaml", tmp_path, tracking={"enabled": False})
+    snakemake(["--cores", "2", "--configfile", str(cfg)], cwd=local_run["wf"])
+    a = json.loads((local_run["out"] / "metrics.json").read_text())["pooled"]
+    b = json.loads((tmp_path / "results" / "tiny" / "metrics.json").read_text())["pooled"]
+    for au in AUS:
+        for m in ("icc", "mae", "pcc"):
+            assert a[au][m] == pytest.approx(b[au][m], abs=1e-6, nan_ok=True), (au, m)
+
+
+def test_slurm_profile_runs_every_job_through_slurm(local_run, tmp_path):
+    from slurm_fixtures import start_cluster_or_skip
+
+    with start_cluster_or_skip() as cluster:
+        wf = copy_workflow(tmp_path / "wf")
+        cfg = write_config(tmp_path / "slurm.yaml", tmp_path, tracking={"enabled": False},
+                           resources={"gpu": 1})
+        t0 = time.time()
+        proc = snakemake(["--profile", str(wf / "profiles" / "slurm"), "--configfile", str(cfg)],
+                         cwd=wf, timeout=1500)
+        wall = time.time() - t0
+        sacct = subprocess.run(["sacct", "-n", "-X", "-P", "-S", "now-2hours", "-o", "JobID,JobName,State,AllocTRES"],
+                               capture_output=True, text=True, env=cluster.env, check=True).stdout
+    jobs = [line.split("|") for line in sacct.splitlines() if line.strip()]
+    # Every job of the DAG except the local `all` target ran as a Slurm job.
+    expected = sum(int(n) for rule, n in _job_stats(proc.stdout + proc.stderr).items() if rule not in ("all", "total"))
+    ours = [j for j in jobs if j[2] == "COMPLETED"]
+    assert len(ours) >= expected > 10, (expected, sacct)
+    assert any("gres/gpu" in j[3] for j in ours), sacct
+    a = json.loads((local_run["out"] / "metrics.json").read_text())["pooled"]
+    b = json.loads((tmp_path / "results" / "tiny" / "metrics.json").read_text())["pooled"]
+    for au in AUS:
+        for m in ("icc", "mae", "pcc"):
+            assert a[au][m] == pytest.approx(b[au][m], abs=1e-6, nan_ok=True), (au, m)
+    print(f"slurm run: {len(ours)} Slurm jobs, {wall:.0f} s")
+
+
+def _job_stats(text: str) -> dict[str, int]:
+    counts, inside = {}, False
+    for line in text.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            inside, counts = True, {}
+            continue
+        if inside and len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+        elif inside and counts and parts and not set(parts[0]) <= {"-"}:
+            inside = False
+    return counts

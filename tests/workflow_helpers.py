@@ -1,0 +1,114 @@
+"""Helpers for the workflow tests: a tiny config, running Snakemake/DVC, a
+real `mlflow server` on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SNAKEMAKE = str(BIN / "snakemake")
+
+# Smaller than the embedded default (config/config.yaml), so the integration
+# tests keep CI short: 3 subjects x 1 task x 16 frames, 64 px input, 1 epoch.
+TINY = {
+    "seed": 0,
+    "dataset": {"name": "tiny"},
+    "synth": {"enabled": True, "subjects": 3, "tasks": 1, "frames": 16, "width": 520, "height": 696},
+    "folds": {"k": 3},
+    "model": {"backbone": "resnet18", "input_size": 64},
+    "train": {"epochs": 1, "batch_size": 8, "lr_milestones": [1], "device": "cpu"},
+    "report": {"sequences": 1, "heatmap_examples": 2},
+    "resources": {"train_threads": 1, "train_mem_mb": 1500, "prep_mem_mb": 1000, "train_runtime": 30,
+                  "prep_runtime": 30},
+}
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
+    e.setdefault("OMP_NUM_THREADS", "1")
+    e["PYTHONUNBUFFERED"] = "1"
+    return e
+
+
+def write_config(path: Path, base: Path, **overrides) -> Path:
+    """TINY with results/data under `base`, plus overrides (deep-merged)."""
+    from fau.config import deep_merge
+
+    cfg = deep_merge(TINY, {"results": str(base / "results"),
+                            "dataset": {"root": str(base / "data" / "BP4D")},
+                            "tracking": {"uri": f"sqlite:///{base / 'results' / 'mlflow.db'}"}})
+    cfg = deep_merge(cfg, overrides)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def copy_workflow(dest: Path, with_src: bool = False) -> Path:
+    """The files a user's clone holds for running the workflow."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ["Snakefile", "dvc.yaml"]:
+        shutil.copy2(ROOT / name, dest / name)
+    for name in ["workflow", "config", "profiles", "envs"] + (["src"] if with_src else []):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return dest
+
+
+def snakemake(args: list[str], cwd: Path, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = ["timeout", "-k", "10", str(timeout), SNAKEMAKE, *args]
+    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def mlflow_server(workdir: Path):
+    """A real `mlflow server` (SQLite backend, served artefacts) on loopback."""
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = open(workdir / "mlflow-server.log", "w")
+    proc = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
+         "--artifacts-destination", str(workdir / "artifacts"), "--workers", "1"],
+        cwd=workdir, env=env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                log.flush()
+                raise AssertionError(f"mlflow server did not start:\n{(workdir / 'mlflow-server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+        log.close()

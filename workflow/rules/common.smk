@@ -1,0 +1,66 @@
+# Shared definitions: the typed config (checked before any job), paths,
+# wildcard constraints, the checkpoint-driven list of videos, and the
+# per-rule config handed to `fau` commands.
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from fau.config import from_dict
+from fau.errors import FauError
+from fau.folds import fold_names
+
+try:
+    CFG = from_dict(config)
+except FauError as err:
+    raise WorkflowError(f"config error: {err}")
+
+if not CFG.synth.enabled and not Path(CFG.dataset.root).is_dir():
+    raise WorkflowError(
+        f"config error: config key 'dataset.root' is '{CFG.dataset.root}', which is not a folder "
+        "(point it at your copy of the dataset, or enable synth)"
+    )
+
+# Jobs call the `fau` console script of the environment that runs Snakemake
+# (a conda env prepends its own bin/ when --sdm conda is used).
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+RESULTS = CFG.results
+DATASET = CFG.dataset.name
+OUT = f"{RESULTS}/{{dataset}}"
+FOLDS = fold_names(CFG.folds)
+
+
+wildcard_constraints:
+    dataset=DATASET,
+    fold="|".join(FOLDS),
+    video=r"[A-Za-z0-9_.-]+",
+
+
+def config_json(*sections):
+    """The config sections a rule depends on, as one shell-quoted JSON
+    argument; also the rule's params, so a change re-runs exactly the rules
+    that read it."""
+    keep = {"seed", "results", "dataset", *sections}
+    return shlex.quote(json.dumps({k: v for k, v in config.items() if k in keep}, sort_keys=True))
+
+
+def videos(wildcards):
+    """Video / task IDs of the dataset, known once the index checkpoint ran."""
+    out = checkpoints.index.get(dataset=wildcards.dataset).output.videos
+    return Path(out).read_text().split()
+
+
+def gpu_resources():
+    """GPU request of training / evaluation jobs, as Slurm's executor reads it."""
+    res = {}
+    if CFG.resources.gres:
+        res["gres"] = CFG.resources.gres
+    elif CFG.resources.gpu > 0:
+        res["gpu"] = CFG.resources.gpu
+        if CFG.resources.gpu_model:
+            res["gpu_model"] = CFG.resources.gpu_model
+    return res
