@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
+import re
 import time
 import urllib.parse
 import urllib.request
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from workflow_helpers import ROOT, copy_workflow, mlflow_server, snakemake, write_config
+from slurm_fixtures import slurm_cluster  # noqa: F401  (pytest fixture)
+from workflow_helpers import copy_workflow, mlflow_server, snakemake, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -113,42 +114,26 @@ def test_same_seed_same_metrics_on_rerun(local_run, tmp_path):
             assert a[au][m] == pytest.approx(b[au][m], abs=1e-6, nan_ok=True), (au, m)
 
 
-def test_slurm_profile_runs_every_job_through_slurm(local_run, tmp_path):
-    from slurm_fixtures import start_cluster_or_skip
-
-    with start_cluster_or_skip() as cluster:
-        wf = copy_workflow(tmp_path / "wf")
-        cfg = write_config(tmp_path / "slurm.yaml", tmp_path, tracking={"enabled": False},
-                           resources={"gpu": 1})
-        t0 = time.time()
-        proc = snakemake(["--profile", str(wf / "profiles" / "slurm"), "--configfile", str(cfg)],
-                         cwd=wf, timeout=1500)
-        wall = time.time() - t0
-        sacct = subprocess.run(["sacct", "-n", "-X", "-P", "-S", "now-2hours", "-o", "JobID,JobName,State,AllocTRES"],
-                               capture_output=True, text=True, env=cluster.env, check=True).stdout
-    jobs = [line.split("|") for line in sacct.splitlines() if line.strip()]
-    # Every job of the DAG except the local `all` target ran as a Slurm job.
-    expected = sum(int(n) for rule, n in _job_stats(proc.stdout + proc.stderr).items() if rule not in ("all", "total"))
-    ours = [j for j in jobs if j[2] == "COMPLETED"]
-    assert len(ours) >= expected > 10, (expected, sacct)
-    assert any("gres/gpu" in j[3] for j in ours), sacct
+def test_slurm_profile_runs_every_job_through_slurm(local_run, tmp_path, slurm_cluster):  # noqa: F811
+    wf = copy_workflow(tmp_path / "wf")
+    cfg = write_config(tmp_path / "slurm.yaml", tmp_path, tracking={"enabled": False}, resources={"gpu": 1})
+    before = {line.split("|")[0] for line in slurm_cluster.sacct("-X", "-S", "now-1days", "-o", "JobID").split()}
+    t0 = time.time()
+    proc = snakemake(["--profile", str(wf / "profiles" / "slurm"), "--configfile", str(cfg)], cwd=wf, timeout=1500)
+    wall = time.time() - t0
+    sacct = slurm_cluster.sacct("-X", "-S", "now-1days", "-o", "JobID,JobName,State,AllocTRES,WorkDir")
+    jobs = [line.split("|") for line in sacct.splitlines() if line.strip() and line.split("|")[0] not in before]
+    # Every step of the DAG except the action-less `all` target ran as a Slurm job.
+    steps = int(re.findall(r"\d+ of (\d+) steps \(100%\) done", proc.stdout + proc.stderr)[-1])
+    assert steps > 10, proc.stdout + proc.stderr
+    assert len(jobs) == steps - 1, (steps, sacct)
+    assert all(j[2] == "COMPLETED" for j in jobs), sacct
+    gpu_jobs = [j for j in jobs if "gres/gpu" in j[3]]
+    assert len(gpu_jobs) == 6, sacct  # 3 train + 3 evaluate jobs asked for a GPU
     a = json.loads((local_run["out"] / "metrics.json").read_text())["pooled"]
     b = json.loads((tmp_path / "results" / "tiny" / "metrics.json").read_text())["pooled"]
     for au in AUS:
         for m in ("icc", "mae", "pcc"):
             assert a[au][m] == pytest.approx(b[au][m], abs=1e-6, nan_ok=True), (au, m)
-    print(f"slurm run: {len(ours)} Slurm jobs, {wall:.0f} s")
+    print(f"slurm run: {len(jobs)} Slurm jobs, {wall:.0f} s")
 
-
-def _job_stats(text: str) -> dict[str, int]:
-    counts, inside = {}, False
-    for line in text.splitlines():
-        parts = line.split()
-        if parts[:2] == ["job", "count"]:
-            inside, counts = True, {}
-            continue
-        if inside and len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
-        elif inside and counts and parts and not set(parts[0]) <= {"-"}:
-            inside = False
-    return counts
