@@ -26,6 +26,10 @@ if not CFG.synth.enabled and not Path(CFG.dataset.root).is_dir():
 
 # Jobs call the `fau` console script of the environment that runs Snakemake
 # (a conda env prepends its own bin/ when --sdm conda is used).
+envvars:
+    "PATH",
+
+
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 RESULTS = CFG.results
@@ -52,6 +56,11 @@ def videos(wildcards):
     """Video / task IDs of the dataset, known once the index checkpoint ran."""
     out = checkpoints.index.get(dataset=wildcards.dataset).output.videos
     return Path(out).read_text().split()
+
+
+def synth_manifest(wildcards):
+    """The synthetic dataset's manifest, when this run generates its data."""
+    return [f"{CFG.dataset.root}/.synth/manifest.json"] if CFG.synth.enabled else []
 
 
 def gpu_resources():

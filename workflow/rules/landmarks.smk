@@ -2,10 +2,6 @@
 # 68-point landmarks per video / task.
 
 
-def synth_manifest(wildcards):
-    return [rules.synth.output.manifest] if CFG.synth.enabled else []
-
-
 checkpoint index:
     input:
         synth_manifest,

@@ -1,0 +1,119 @@
+"""Frame pixels for rows of the frame table: JPEG files, zip members or video frames.
+
+`source` (relative to the dataset root) is a JPEG path, `<zip path>/<member>`
+for the BP4D zip form (split at the first `.zip/`), or a video path, in which
+case `index` (0-based) picks the frame: the video is read sequentially once,
+seeking forward only by grabbing.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from ..errors import FauError
+
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".wmv", ".m4v")
+
+
+def split_zip_source(source: str) -> tuple[str, str] | None:
+    """'2D+3D/F001.zip/F001/T1/1.jpg' -> ('2D+3D/F001.zip', 'F001/T1/1.jpg'); None if no zip."""
+    i = source.find(".zip/")
+    return None if i < 0 else (source[:i + 4], source[i + 5:])
+
+
+def decode_jpeg(data: bytes, where: str) -> np.ndarray:
+    """JPEG bytes -> BGR image; FauError naming `where` if empty or corrupt."""
+    if not data:
+        raise FauError(f"{where}: empty image file (0 bytes)")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FauError(f"{where}: corrupt or unreadable image")
+    return img
+
+
+def open_video(path: Path) -> cv2.VideoCapture:
+    if not Path(path).is_file():
+        raise FauError(f"{path}: video file missing")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise FauError(f"{path}: unreadable video (OpenCV cannot open it)")
+    return cap
+
+
+def video_frame_count(path: Path) -> int:
+    """Number of decodable frames (container count, checked by reading the first frame)."""
+    cap = open_video(path)
+    try:
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        ok = cap.grab()
+        if not ok:
+            raise FauError(f"{path}: unreadable video (no decodable frame)")
+        if n <= 0:  # container without a count: read through
+            n = 1
+            while cap.grab():
+                n += 1
+        return n
+    finally:
+        cap.release()
+
+
+def iter_frames(root: str | Path, rows: pd.DataFrame) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame number, BGR image) for each row (columns `frame`, `source`,
+    `index`) in the rows' order; videos must be in increasing `index` order."""
+    root = Path(root)
+    zips: dict[str, zipfile.ZipFile] = {}
+    caps: dict[str, tuple[cv2.VideoCapture, int]] = {}
+    try:
+        for frame, source, index in zip(rows["frame"], rows["source"], rows["index"]):
+            source = str(source)
+            frame, index = int(frame), int(index)
+            zipped = split_zip_source(source)
+            if zipped is not None:
+                zpath, member = zipped
+                if zpath not in zips:
+                    try:
+                        zips[zpath] = zipfile.ZipFile(root / zpath)
+                    except (OSError, zipfile.BadZipFile) as e:
+                        raise FauError(f"{root / zpath}: unreadable zip ({e})") from None
+                try:
+                    data = zips[zpath].read(member)
+                except KeyError:
+                    raise FauError(f"{root / zpath}: no member {member}") from None
+                except (zipfile.BadZipFile, OSError) as e:
+                    raise FauError(f"{root / zpath}: member {member} unreadable ({e})") from None
+                yield frame, decode_jpeg(data, f"{root / zpath}:{member}")
+            elif source.lower().endswith(VIDEO_SUFFIXES):
+                path = root / source
+                if source not in caps:
+                    caps[source] = (open_video(path), -1)
+                cap, pos = caps[source]
+                if index <= pos:
+                    raise FauError(f"{path}: frames must be read in increasing order (index {index} after {pos})")
+                while pos < index - 1:
+                    if not cap.grab():
+                        raise FauError(f"{path}: video ends before frame index {index} (read {pos + 1} frames)")
+                    pos += 1
+                ok, img = cap.read()
+                if not ok or img is None:
+                    raise FauError(f"{path}: cannot decode frame index {index} (corrupt or truncated video)")
+                caps[source] = (cap, index)
+                yield frame, img
+            else:
+                path = root / source
+                try:
+                    data = path.read_bytes()
+                except OSError as e:
+                    raise FauError(f"{path}: cannot read image ({e.strerror})") from None
+                yield frame, decode_jpeg(data, str(path))
+    finally:
+        for z in zips.values():
+            z.close()
+        for cap, _ in caps.values():
+            cap.release()

@@ -1,0 +1,302 @@
+"""Synthetic BP4D / DISFA: real face photos animated by AU-driven landmark warps.
+
+`generate(ds, synth, seed)` writes a dataset at `ds.root` in the official
+layout of `ds.kind` (../shared/reference/datasets.md), with the default path
+patterns of `fau.config.DEFAULT_PATTERNS` (`ds.patterns` overrides apply):
+
+- BP4D: `<root>/<subject>/<task>/<frame>.jpg` (frame numbers start at a
+  random offset, not zero-padded), optionally `<root>/2D+3D/<subject>.zip`
+  (`synth.zip`), labels `AUCoding/AU_INT/AU06/F001_T1_AU06.csv` (no header,
+  `frame,intensity`) for a coded window of each task, with some 9 codes.
+- DISFA: `<root>/Videos_LeftCamera/LeftVideoSN001_comp.avi` (MJPG or mp4v)
+  and `ActionUnit_Labels/SN001/SN001_au1.txt` (`frame,intensity`, 1-based).
+
+Every AU of `expressions.AU_MOTION` moves the face (the dataset's AUs are the
+labelled ones). Ground truth for tests lives in the hidden `<root>/.synth/`:
+`<video>_landmarks.npz` (`frames`, `points` (T, 68, 2) intended landmarks,
+`expression` (T, 68, 2) before head motion, `neutral` (68, 2), `head`
+(T, 2, 3) head-motion similarity, `aus`, `intensities` (T, n)) and
+`manifest.json` (written last). Same seed and config -> identical files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..config import DatasetConfig, SynthConfig, to_plain
+from ..errors import FauError
+from .expressions import AU_MOTION, au_displacement, au_trajectories, head_motion
+from .faces import FEMALE, MALE, PHOTOS, Subject, make_subject
+from .warp import delaunay, ring_points, warp_piecewise
+
+DISFA_IDS = tuple(f"SN{i:03d}" for i in range(1, 33) if i not in (14, 15, 19, 20, 22))
+SIDECAR = ".synth"
+HALO_DIST, HALO_FOLLOW = 0.15, 0.9  # halo distance (IOD) and share of the lip / jaw motion it follows
+HALO_JAW = np.arange(5, 12)  # lower jaw contour points that get a halo
+FACE_FRACTION = {"bp4d": 0.45, "disfa": 0.42}  # face width (jaw span) / min(frame w, h)
+
+
+def subject_ids(kind: str, n: int) -> list[str]:
+    """IDs like the real ones: BP4D F001, M001, F002, ...; DISFA SN001, SN002, ... (no SN014...)."""
+    if kind == "bp4d":
+        return [f"{'F' if i % 2 == 0 else 'M'}{i // 2 + 1:03d}" for i in range(n)]
+    if kind == "disfa":
+        if n > len(DISFA_IDS):
+            raise FauError(f"config key 'synth.subjects' is {n}; DISFA has only {len(DISFA_IDS)} subject IDs")
+        return list(DISFA_IDS[:n])
+    raise FauError(f"config key 'dataset.kind' is {kind!r}; expected bp4d or disfa")
+
+
+def _rng(seed: int, *keys: str | int) -> np.random.Generator:
+    return np.random.default_rng([int(seed)] + [zlib.crc32(str(k).encode()) for k in keys])
+
+
+def _photo_for(kind: str, subject: str, index: int) -> tuple[str, bool]:
+    """Photo and mirroring of a subject: BP4D F/M IDs take female/male photos."""
+    if kind == "bp4d":
+        pool = FEMALE if subject[0] == "F" else MALE
+        k = int(subject[1:]) - 1
+    else:
+        pool, k = PHOTOS, index
+    return pool[k % len(pool)], bool((k // len(pool)) % 2)
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+class Renderer:
+    """Renders frames of one subject: AU warp (piecewise affine inside a ring
+    around the face), head motion (similarity), mouth interior, sensor noise."""
+
+    def __init__(self, subject: Subject):
+        self.subject = subject
+        h, w = subject.frame.shape[:2]
+        pts = subject.points
+        self.ring = ring_points(pts, 1.4, 1.65, n=24, shift_y=0.05)
+        self.iod = float(np.hypot(*(pts[42:48].mean(0) - pts[36:42].mean(0))))
+        # Halo: a point outside each outer-lip and lower-jaw landmark that follows it
+        # most of the way, so the skin around moves with it (not only the contour line).
+        mc = pts[48:60].mean(axis=0)
+        out = pts[48:60] - mc
+        lips = pts[48:60] + HALO_DIST * self.iod * out / np.linalg.norm(out, axis=1, keepdims=True)
+        out = pts[HALO_JAW] - pts.mean(axis=0)
+        jaw = pts[HALO_JAW] + HALO_DIST * self.iod * out / np.linalg.norm(out, axis=1, keepdims=True)
+        self.halo = np.vstack([lips, jaw])
+        self.halo_parent = np.r_[np.arange(48, 60), HALO_JAW]
+        self.src = np.vstack([pts, self.halo, self.ring])
+        self.tris = delaunay(self.src, w, h)
+        lo = np.floor(self.ring.min(axis=0)).astype(int)
+        hi = np.ceil(self.ring.max(axis=0)).astype(int) + 1
+        self.region = (int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1]))
+        self.centre = pts.mean(axis=0)
+        self.neutral_gap = float(np.hypot(*(pts[66] - pts[62])))
+
+    def head_matrix(self, angle: float, scale: float, dx: float, dy: float) -> np.ndarray:
+        m = cv2.getRotationMatrix2D((float(self.centre[0]), float(self.centre[1])), float(angle), float(scale))
+        m[:, 2] += (dx, dy)
+        return m  # (2, 3)
+
+    def render(self, intensities: dict[int, float], head: np.ndarray, noise_seed: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """-> (BGR frame (H, W, 3), intended landmarks before head motion (68, 2))."""
+        pts = self.subject.points
+        disp = au_displacement(pts, intensities)
+        expr = pts + disp
+        dst = np.vstack([expr, self.halo + HALO_FOLLOW * disp[self.halo_parent], self.ring])
+        img = warp_piecewise(self.subject.frame, self.src, dst, self.tris, self.region)
+        gap = float(np.hypot(*(expr[66] - expr[62])))
+        alpha = float(np.clip((gap - self.neutral_gap) / (0.08 * self.iod), 0, 1)) * 0.85
+        if alpha > 0:
+            mouth = img.copy()
+            cv2.fillPoly(mouth, [np.round(expr[60:68] * 16).astype(np.int32)], (35, 25, 55),
+                         lineType=cv2.LINE_AA, shift=4)
+            img = cv2.addWeighted(mouth, alpha, img, 1 - alpha, 0)
+        h, w = img.shape[:2]
+        img = cv2.warpAffine(img, head, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        noise = np.empty(img.shape, np.int16)
+        cv2.setRNGSeed(int(noise_seed) & 0x7FFFFFFF)
+        cv2.randn(noise, 0, 2.0)
+        img = cv2.add(img, noise, dtype=cv2.CV_8U)
+        return img, expr
+
+
+def _encode_jpeg(img: np.ndarray, quality: int) -> bytes:
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise FauError("cv2.imencode failed to encode a synthetic frame")
+    return buf.tobytes()
+
+
+def _sequence(renderer: Renderer, rng: np.random.Generator, n: int, seed: int, video: str,
+              desc: str, number: int):
+    """Yield (i, frame, points, expression, head matrix, intensities row) for one video."""
+    motion_aus = tuple(sorted(AU_MOTION))
+    traj = au_trajectories(rng, motion_aus, n, offset=3 * number)  # (n, A)
+    head = head_motion(rng, n, renderer.iod)  # (n, 4)
+    for i in tqdm(range(n), desc=desc, unit="frame", leave=False):
+        m = renderer.head_matrix(*head[i])
+        img, expr = renderer.render(dict(zip(motion_aus, traj[i].tolist())), m,
+                                    zlib.crc32(f"{seed}/{video}/{i}".encode()))
+        pts = expr @ m[:, :2].T + m[:, 2]
+        yield i, img, pts, expr, m, traj[i]
+
+
+def _save_sidecar(root: Path, video: str, frames: list[int], rows: list, neutral: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf, frames=np.array(frames, np.int64), points=np.array([r[0] for r in rows]),
+        expression=np.array([r[1] for r in rows]), head=np.array([r[2] for r in rows]),
+        intensities=np.array([r[3] for r in rows]), aus=np.array(sorted(AU_MOTION)), neutral=neutral)
+    _atomic_bytes(root / SIDECAR / f"{video}_landmarks.npz", buf.getvalue())
+
+
+def _label_text(frames: list[int], values: list[int]) -> bytes:
+    return "".join(f"{f},{v}\n" for f, v in zip(frames, values)).encode()
+
+
+def _check_aus(ds: DatasetConfig) -> None:
+    bad = [a for a in ds.aus if a not in AU_MOTION]
+    if bad:
+        raise FauError(f"config key 'dataset.aus' holds AU{bad[0]}, which the synthetic generator cannot "
+                       f"animate (known: {', '.join(map(str, sorted(AU_MOTION)))})")
+
+
+def _generate_bp4d(ds: DatasetConfig, synth: SynthConfig, seed: int, root: Path) -> list[str]:
+    videos = []
+    motion_aus = sorted(AU_MOTION)
+    col = {au: motion_aus.index(au) for au in ds.aus}
+    for si, subject_id in enumerate(tqdm(subject_ids("bp4d", synth.subjects), desc="synth subjects", unit="subject")):
+        name, mirrored = _photo_for("bp4d", subject_id, si)
+        subject = make_subject(subject_id, name, mirrored, synth.width, synth.height,
+                               _rng(seed, subject_id, "identity"), FACE_FRACTION["bp4d"])
+        renderer = Renderer(subject)
+        members: list[tuple[str, bytes]] = []
+        for t in range(1, synth.tasks + 1):
+            task = f"T{t}"
+            video = f"{subject_id}_{task}"
+            rng = _rng(seed, video)
+            start = int(rng.integers(1, 400))
+            n = synth.frames
+            n_coded = min(n, max(2, round(synth.coded_fraction * n)))
+            c0 = int(rng.integers(0, n - n_coded + 1))
+            frames = list(range(start, start + n))
+            rows = []
+            labels = []
+            for i, img, pts, expr, m, inten in _sequence(renderer, rng, n, seed, video, video, len(videos)):
+                data = _encode_jpeg(img, synth.jpeg_quality)
+                rel = ds.pattern("frames").format(subject=subject_id, task=task, frame=frames[i])
+                _atomic_bytes(root / rel, data)
+                if synth.zip:
+                    members.append((ds.pattern("zip_member").format(subject=subject_id, task=task,
+                                                                     frame=frames[i]), data))
+                rows.append((pts, expr, m, inten))
+                labels.append(inten)
+            lab = np.array(labels)[c0:c0 + n_coded]  # (n_coded, A)
+            coded_frames = frames[c0:c0 + n_coded]
+            values = {au: lab[:, col[au]].tolist() for au in ds.aus}
+            n_nine = int(round(synth.nine_fraction * n_coded))
+            if synth.nine_fraction > 0 and n_coded >= 4:
+                n_nine = max(1, n_nine)
+            for k in rng.choice(n_coded, size=min(n_nine, n_coded), replace=False):
+                au = ds.aus[int(rng.integers(0, len(ds.aus)))]
+                values[au][int(k)] = 9
+            for au in ds.aus:
+                rel = ds.pattern("labels").format(au=au, subject=subject_id, task=task)
+                _atomic_bytes(root / rel, _label_text(coded_frames, values[au]))
+            _save_sidecar(root, video, frames, rows, subject.points)
+            videos.append(video)
+        if synth.zip:
+            zpath = root / ds.pattern("zip").format(subject=subject_id)
+            zpath.parent.mkdir(parents=True, exist_ok=True)
+            tmp = zpath.with_name(f".{zpath.name}.tmp")
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+                for member, data in members:
+                    info = zipfile.ZipInfo(member, date_time=(2013, 1, 1, 0, 0, 0))
+                    zf.writestr(info, data)
+            os.replace(tmp, zpath)
+    return videos
+
+
+def _generate_disfa(ds: DatasetConfig, synth: SynthConfig, seed: int, root: Path) -> list[str]:
+    videos = []
+    motion_aus = sorted(AU_MOTION)
+    fourcc = cv2.VideoWriter_fourcc(*synth.codec)
+    for si, subject_id in enumerate(tqdm(subject_ids("disfa", synth.subjects), desc="synth subjects", unit="subject")):
+        name, mirrored = _photo_for("disfa", subject_id, si)
+        subject = make_subject(subject_id, name, mirrored, synth.width, synth.height,
+                               _rng(seed, subject_id, "identity"), FACE_FRACTION["disfa"])
+        renderer = Renderer(subject)
+        rng = _rng(seed, subject_id)
+        path = root / ds.pattern("video").format(subject=subject_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp_{path.name}")  # keeps the extension: it picks the container
+        writer = cv2.VideoWriter(str(tmp), fourcc, float(synth.fps), (synth.width, synth.height))
+        if writer.isOpened() and synth.codec == "MJPG":
+            writer.set(cv2.VIDEOWRITER_PROP_QUALITY, float(synth.jpeg_quality))
+        if not writer.isOpened():
+            raise FauError(f"{path}: OpenCV cannot write a {synth.codec} video here")
+        rows, labels = [], []
+        try:
+            for i, img, pts, expr, m, inten in _sequence(renderer, rng, synth.frames, seed, subject_id, subject_id, len(videos)):
+                writer.write(img)
+                rows.append((pts, expr, m, inten))
+                labels.append(inten)
+        finally:
+            writer.release()
+        os.replace(tmp, path)
+        frames = list(range(1, synth.frames + 1))
+        lab = np.array(labels)
+        for au in ds.aus:
+            rel = ds.pattern("labels").format(au=au, subject=subject_id)
+            _atomic_bytes(root / rel, _label_text(frames, lab[:, motion_aus.index(au)].tolist()))
+        _save_sidecar(root, subject_id, frames, rows, subject.points)
+        videos.append(subject_id)
+    return videos
+
+
+def generate(ds: DatasetConfig, synth: SynthConfig, seed: int) -> Path:
+    """Write the synthetic dataset at `ds.root` in the layout of `ds.kind`; returns the manifest path."""
+    _check_aus(ds)
+    if synth.frames < 2 or synth.subjects < 1 or synth.tasks < 1:
+        raise FauError("config keys 'synth.frames' (>= 2), 'synth.subjects' and 'synth.tasks' (>= 1) are too small")
+    if synth.width < 160 or synth.height < 160:
+        raise FauError(f"config keys 'synth.width'/'synth.height' ({synth.width}x{synth.height}) are below 160 px")
+    root = Path(ds.root)
+    root.mkdir(parents=True, exist_ok=True)
+    if ds.kind == "bp4d":
+        videos = _generate_bp4d(ds, synth, seed, root)
+    elif ds.kind == "disfa":
+        videos = _generate_disfa(ds, synth, seed, root)
+    else:
+        raise FauError(f"config key 'dataset.kind' is {ds.kind!r}; expected bp4d or disfa")
+    manifest = {"kind": ds.kind, "seed": int(seed), "aus": list(ds.aus), "videos": videos,
+                "synth": to_plain(synth), "patterns": {k: ds.pattern(k) for k in _pattern_keys(ds.kind)}}
+    path = root / SIDECAR / "manifest.json"
+    _atomic_bytes(path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    return path
+
+
+def _pattern_keys(kind: str) -> tuple[str, ...]:
+    return ("frames", "zip", "zip_member", "labels") if kind == "bp4d" else ("video", "labels")
+
+
+def load_truth(root: Path, video: str) -> dict[str, np.ndarray]:
+    """The ground-truth sidecar of one synthetic video."""
+    path = Path(root) / SIDECAR / f"{video}_landmarks.npz"
+    if not path.is_file():
+        raise FauError(f"{path}: no synthetic ground truth for video {video}")
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}

@@ -1,0 +1,78 @@
+"""Subject-exclusive folds: k-fold, explicit parts, or explicit train/test lists.
+
+- `explicit` (if set): each item `{name, train, test}` is one fold (FERA 2015).
+- `parts` (if set): fold i (named `fold<i+1>`) tests parts[i] and trains on
+  the other parts (the JAA-Net 3-fold partitions).
+- otherwise k folds over the sorted subject IDs: fold i tests every k-th
+  subject starting at the i-th (`sorted[i::k]`), so each subject is tested once.
+
+Subjects named in the config but absent from the data are dropped with a
+warning; a fold left without train or test subjects is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .config import FoldsConfig
+from .errors import FauError
+
+log = logging.getLogger(__name__)
+
+
+def fold_names(cfg: FoldsConfig) -> list[str]:
+    """The fold names `make_folds` will return (known before any data)."""
+    if cfg.explicit:
+        return [str(f.get("name") or f"fold{i + 1}") for i, f in enumerate(cfg.explicit)]
+    if cfg.parts:
+        return [f"fold{i + 1}" for i in range(len(cfg.parts))]
+    if cfg.k < 2:
+        raise FauError(f"config key 'folds.k' is {cfg.k}; it must be at least 2")
+    return [f"fold{i + 1}" for i in range(cfg.k)]
+
+
+def _present(listed, have: set[str], what: str) -> list[str]:
+    keep = [s for s in listed if s in have]
+    gone = [s for s in listed if s not in have]
+    if gone:
+        log.warning("%s: %d subjects not in the data are dropped: %s", what, len(gone), " ".join(gone))
+    return keep
+
+
+def make_folds(subjects: list[str], cfg: FoldsConfig) -> list[dict]:
+    """[{"name", "train", "test"}] for the data's `subjects`."""
+    subjects = sorted(set(subjects))
+    have = set(subjects)
+    names = fold_names(cfg)
+    folds = []
+    if cfg.explicit:
+        for name, f in zip(names, cfg.explicit):
+            unknown = [k for k in f if k not in ("name", "train", "test")]
+            if unknown or "train" not in f or "test" not in f:
+                raise FauError(f"config key 'folds.explicit' item {name!r} needs train and test lists only")
+            folds.append({"name": name, "train": _present(f["train"], have, f"folds.explicit {name} train"),
+                          "test": _present(f["test"], have, f"folds.explicit {name} test")})
+    elif cfg.parts:
+        parts = [_present(p, have, f"folds.parts[{i}]") for i, p in enumerate(cfg.parts)]
+        seen: dict[str, int] = {}
+        for i, p in enumerate(parts):
+            for s in p:
+                if s in seen and seen[s] != i:
+                    raise FauError(f"config key 'folds.parts' lists subject {s} in parts {seen[s]} and {i}")
+                seen[s] = i
+        for i, name in enumerate(names):
+            folds.append({"name": name, "test": list(parts[i]),
+                          "train": [s for j, p in enumerate(parts) if j != i for s in p]})
+    else:
+        if len(subjects) < cfg.k:
+            raise FauError(f"config key 'folds.k' is {cfg.k} but the data has only {len(subjects)} subjects")
+        for i, name in enumerate(names):
+            test = subjects[i::cfg.k]
+            folds.append({"name": name, "test": test, "train": [s for s in subjects if s not in test]})
+    for f in folds:
+        overlap = set(f["train"]) & set(f["test"])
+        if overlap:
+            raise FauError(f"fold {f['name']}: subjects in both train and test: {' '.join(sorted(overlap))}")
+        if not f["train"] or not f["test"]:
+            raise FauError(f"fold {f['name']}: no {'train' if not f['train'] else 'test'} subject present in the data")
+    return folds

@@ -1,0 +1,220 @@
+"""dlib 68-point landmarks per frame (HOG frontal detector + shape predictor).
+
+Detection runs on a grey copy downscaled to `LandmarksConfig.detect_width`
+(retried once with one more pyramid upsampling when nothing is found); the
+68 points are always predicted on the full-resolution grey frame. In a video
+the previous frame's box is tracked: the detector runs only on a small region
+around it, and the result is accepted when the new box overlaps the old one
+and the landmark hull overlaps the new box (IoU >= `track_min_overlap`);
+otherwise the whole frame is searched again. Several faces: the largest. No
+face: a row with `success == 0` and NaN, never an exception.
+
+`confidence` is the HOG detector's score of the box that produced the points.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from .config import LandmarksConfig
+from .errors import FauError
+
+PREDICTOR_ENV = "FAU_DLIB_PREDICTOR"  # environment override of the 68-point model file
+BOX_COLUMNS = ["box_left", "box_top", "box_right", "box_bottom"]
+COLUMNS = (["frame", "success", "confidence"] + BOX_COLUMNS
+           + [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)])
+
+Box = tuple[float, float, float, float]  # left, top, right, bottom (full-frame pixels)
+
+
+def predictor_path(configured: Optional[str] = None) -> Path:
+    """The 68-point model: config value, else $FAU_DLIB_PREDICTOR, else the
+    copy inside the face_recognition_models package."""
+    path = configured or os.environ.get(PREDICTOR_ENV)
+    if path:
+        p = Path(path)
+    else:
+        spec = importlib.util.find_spec("face_recognition_models")
+        if spec is None or not spec.submodule_search_locations:
+            raise FauError("face_recognition_models is not installed; set landmarks.predictor to "
+                           "shape_predictor_68_face_landmarks.dat")
+        p = Path(list(spec.submodule_search_locations)[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
+    if not p.is_file():
+        raise FauError(f"{p}: dlib 68-point model file not found (landmarks.predictor)")
+    return p
+
+
+@functools.lru_cache(maxsize=4)
+def _load_predictor(path: str):
+    import dlib
+
+    return dlib.shape_predictor(path)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_detector():
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+def _iou(a: Box, b: Box) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    g = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return np.ascontiguousarray(g, dtype=np.uint8)  # dlib sees nothing in a strided view
+
+
+class LandmarkDetector:
+    """HOG face detector + 68-point predictor, configured by `LandmarksConfig`."""
+
+    def __init__(self, cfg: LandmarksConfig):
+        self.cfg = cfg
+        self._detector = _load_detector()
+        self._predictor = _load_predictor(str(predictor_path(cfg.predictor)))
+
+    # ---------------------------------------------------------------- pieces
+
+    def _run_detector(self, grey: np.ndarray, scale: float, offset: tuple[float, float],
+                      upsample: int, min_width: float) -> Optional[tuple[Box, float]]:
+        """Largest detection in `grey` (a scaled crop) as a full-frame box."""
+        dets, scores, _ = self._detector.run(np.ascontiguousarray(grey), upsample, 0.0)
+        best = None
+        for d, s in zip(dets, scores):
+            box = (d.left() / scale + offset[0], d.top() / scale + offset[1],
+                   d.right() / scale + offset[0], d.bottom() / scale + offset[1])
+            w = box[2] - box[0]
+            if w < min_width:
+                continue
+            if best is None or w * (box[3] - box[1]) > (best[0][2] - best[0][0]) * (best[0][3] - best[0][1]):
+                best = (box, float(s))
+        return best
+
+    def _detect_full(self, grey: np.ndarray) -> Optional[tuple[Box, float]]:
+        h, w = grey.shape
+        scale = min(1.0, self.cfg.detect_width / w)
+        small = grey if scale == 1.0 else cv2.resize(grey, (round(w * scale), round(h * scale)),
+                                                     interpolation=cv2.INTER_AREA)
+        min_width = self.cfg.min_face_fraction * w
+        found = self._run_detector(small, scale, (0.0, 0.0), self.cfg.upsample, min_width)
+        if found is None:  # small faces: one more pyramid level
+            found = self._run_detector(small, scale, (0.0, 0.0), self.cfg.upsample + 1, min_width)
+        return found
+
+    def _detect_near(self, grey: np.ndarray, prev: Box) -> Optional[tuple[Box, float]]:
+        """Detection restricted to a region twice the previous box, scaled so
+        the face is about 100 px wide (HOG window: 80 px)."""
+        h, w = grey.shape
+        bw, bh = prev[2] - prev[0], prev[3] - prev[1]
+        x0, y0 = max(0, int(prev[0] - bw / 2)), max(0, int(prev[1] - bh / 2))
+        x1, y1 = min(w, int(prev[2] + bw / 2)), min(h, int(prev[3] + bh / 2))
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            return None
+        scale = min(1.0, 100.0 / max(bw, 1.0))
+        roi = grey[y0:y1, x0:x1]
+        if scale < 1.0:
+            roi = cv2.resize(roi, (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))),
+                             interpolation=cv2.INTER_AREA)
+        found = self._run_detector(roi, scale, (x0, y0), 0, self.cfg.min_face_fraction * w)
+        if found is None or _iou(found[0], prev) < self.cfg.track_min_overlap:
+            return None
+        return found
+
+    def _predict(self, grey: np.ndarray, box: Box) -> np.ndarray:
+        import dlib
+
+        rect = dlib.rectangle(int(round(box[0])), int(round(box[1])), int(round(box[2])), int(round(box[3])))
+        shape = self._predictor(grey, rect)
+        return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)  # (68, 2)
+
+    def _plausible(self, pts: np.ndarray, box: Box) -> bool:
+        hull = (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max())
+        return _iou(hull, box) >= self.cfg.track_min_overlap
+
+    # ---------------------------------------------------------------- API
+
+    def detect(self, image: np.ndarray, prev_box: Optional[Box] = None
+               ) -> tuple[bool, float, Optional[Box], Optional[np.ndarray]]:
+        """One frame (BGR or grey) -> (success, confidence, box, pts68 (68, 2)).
+
+        With `prev_box` (the last frame's box) the search starts there."""
+        grey = _grey(image)
+        tries = []
+        if prev_box is not None and self.cfg.track:
+            tries.append(lambda: self._detect_near(grey, prev_box))
+        tries.append(lambda: self._detect_full(grey))
+        for attempt in tries:
+            found = attempt()
+            if found is None:
+                continue
+            box, conf = found
+            pts = self._predict(grey, box)
+            if self._plausible(pts, box):
+                return True, conf, box, pts
+        return False, float("nan"), None, None
+
+    def detect_video(self, frames: Iterable[tuple[int, np.ndarray]], total: Optional[int] = None,
+                     desc: str = "landmarks") -> pd.DataFrame:
+        """(frame number, image) pairs -> the landmark table (`COLUMNS`), one row per frame."""
+        rows = []
+        prev: Optional[Box] = None
+        for frame, image in tqdm(frames, total=total, desc=desc, unit="frame", leave=False):
+            ok, conf, box, pts = self.detect(image, prev)
+            prev = box if ok else None
+            rows.append(landmark_row(frame, ok, conf, box, pts))
+        return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def landmark_row(frame: int, ok: bool, conf: float, box: Optional[Box], pts: Optional[np.ndarray]) -> list:
+    """One row of the landmark table (NaN everywhere but the frame when not ok)."""
+    if not ok:
+        return [int(frame), 0] + [float("nan")] * (len(COLUMNS) - 2)
+    return [int(frame), 1, conf, *map(float, box), *pts[:, 0].tolist(), *pts[:, 1].tolist()]
+
+
+def points_from_row(row: pd.Series | dict) -> np.ndarray:
+    """The (68, 2) points of one landmark-table row."""
+    return np.array([[row[f"x_{i}"], row[f"y_{i}"]] for i in range(68)], dtype=np.float64)
+
+
+def points_array(table: pd.DataFrame) -> np.ndarray:
+    """All rows' points: (N, 68, 2), NaN where success == 0."""
+    xs = table[[f"x_{i}" for i in range(68)]].to_numpy(dtype=np.float64)
+    ys = table[[f"y_{i}" for i in range(68)]].to_numpy(dtype=np.float64)
+    return np.stack([xs, ys], axis=-1)
+
+
+def read_landmarks(path: Path) -> pd.DataFrame:
+    """Read a landmark table, checking its columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise FauError(f"{path}: landmark table missing (run `fau landmarks` for this video first)")
+    table = pd.read_csv(path)
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise FauError(f"{path}: not a landmark table (missing column {missing[0]})")
+    return table
+
+
+def iter_images(paths: Iterable[Path]) -> Iterator[tuple[int, np.ndarray]]:
+    """(i, image) for image files (helper for tests and benchmarks)."""
+    for i, p in enumerate(paths):
+        img = cv2.imread(str(p))
+        if img is None:
+            raise FauError(f"{p}: not a readable image")
+        yield i, img

@@ -1,0 +1,134 @@
+"""dlib landmarks: found on the synthetic frames, following the intended warp,
+accurate on annotated photos, NaN rows (never a crash) without a face."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fau.config import LandmarksConfig
+from fau.datasets import read_frame_table
+from fau.datasets.frames import iter_frames
+from fau.datasets.synth import load_truth
+from fau.landmarks import COLUMNS, LandmarkDetector, points_array
+
+AU_OWN = {12: [48, 54], 26: [7, 8, 9, 57]}  # the lip corners; the chin and lower lip
+
+
+@pytest.fixture(scope="module")
+def detected(bp4d, disfa, detector):
+    out = {}
+    for ds in (bp4d, disfa):
+        table = read_frame_table(ds)
+        for video, rows in table.groupby("video"):
+            out[(ds.kind, video)] = detector.detect_video(iter_frames(ds.root, rows), total=len(rows))
+    return out
+
+
+def test_face_found_on_synthetic_frames(detected):
+    success = np.concatenate([t["success"].to_numpy() for t in detected.values()])
+    assert len(success) >= 60
+    assert success.mean() >= 0.99
+    t = next(iter(detected.values()))
+    assert list(t.columns) == COLUMNS
+
+
+def test_landmarks_match_intended_points(detected, disfa, bp4d):
+    for (kind, video), table in detected.items():
+        root = Path((bp4d if kind == "bp4d" else disfa).root)
+        truth = load_truth(root, video)
+        idx = {f: i for i, f in enumerate(truth["frames"])}
+        gt = truth["points"][[idx[f] for f in table["frame"]]]
+        det = points_array(table)
+        iod = np.linalg.norm(gt[:, 36:42].mean(1) - gt[:, 42:48].mean(1), axis=1)
+        err = np.nanmean(np.linalg.norm(det - gt, axis=2), axis=1) / iod
+        assert np.nanmedian(err) < 0.1, video
+
+
+@pytest.mark.parametrize("au", [12, 26])
+def test_detected_displacement_follows_au_warp(au, detected, disfa):
+    """Regress detected against intended displacement of the AU's own landmarks
+    (head motion removed, per-landmark means removed): gain >= 0.8."""
+    det_all, int_all = [], []
+    for (kind, video), table in detected.items():
+        if kind != "disfa":
+            continue
+        truth = load_truth(Path(disfa.root), video)
+        det = points_array(table)  # (T, 68, 2)
+        ok = table["success"].to_numpy() == 1
+        head = truth["head"]  # (T, 2, 3) expression frame -> video frame
+        inv = np.array([cv2.invertAffineTransform(m) for m in head])
+        det_expr = np.einsum("tij,tkj->tki", inv[:, :, :2], det) + inv[:, None, :, 2]
+        own = AU_OWN[au]
+        d = det_expr[ok][:, own]  # (T', n, 2)
+        e = truth["expression"][ok][:, own]
+        det_all.append((d - d.mean(axis=0)).ravel())
+        int_all.append((e - e.mean(axis=0)).ravel())
+    d, e = np.concatenate(det_all), np.concatenate(int_all)
+    assert np.abs(e).max() > 5  # the AU really moved these points
+    gain = float(d @ e / (e @ e))
+    assert gain >= 0.8, gain
+
+
+def _pts(path: Path) -> np.ndarray:
+    text = path.read_text()
+    return np.array(text[text.index("{") + 1:text.index("}")].split(), float).reshape(-1, 2) - 1.0  # 1-based
+
+
+@pytest.mark.parametrize("name,detect_width", [("takeo.ppm", 320), ("breakingbad.jpg", 960)])
+def test_accuracy_on_annotated_photos(name, detect_width, shared):
+    """breakingbad has two faces; the annotated (larger) one needs a wider detection copy."""
+    img = cv2.imread(str(shared / "landmarks-gt" / name))
+    gt = _pts(shared / "landmarks-gt" / (Path(name).stem + ".pts"))
+    ok, conf, box, pts = LandmarkDetector(LandmarksConfig(detect_width=detect_width)).detect(img)
+    assert ok and conf > 0
+    nme = np.linalg.norm(pts - gt, axis=1).mean() / np.linalg.norm(gt[36] - gt[45])
+    assert nme <= 0.06, nme
+
+
+def _video(path: Path, step: int):
+    cap = cv2.VideoCapture(str(path))
+    i = 0
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        if i % step == 0:
+            yield i, img
+        i += 1
+
+
+def test_face_leaves_the_video(shared, detector):
+    t = detector.detect_video(_video(shared / "videos" / "face_noface.mov", 4))
+    s = t["success"].to_numpy()
+    assert s[0] == 1 and s[-1] == 0  # the face is there at first, gone at the end
+    assert set(np.unique(s)) == {0, 1}
+    assert (np.diff(s) <= 0).all()  # once gone, it stays gone
+    assert t.loc[s == 0, COLUMNS[2:]].isna().all().all()
+    assert t.loc[s == 1, COLUMNS[2:]].notna().all().all()
+
+
+def test_video_without_face(shared, detector):
+    t = detector.detect_video(_video(shared / "videos" / "no_face.mp4", 6))
+    assert len(t) > 5 and (t["success"] == 0).all()
+    assert t[COLUMNS[2:]].isna().all().all()
+
+
+def test_largest_of_several_faces(shared, detector):
+    img = cv2.imread(str(shared / "faces" / "multi_face.jpg"))
+    ok, _, box, pts = LandmarkDetector(LandmarksConfig(detect_width=1000, track=False)).detect(img)
+    import dlib
+
+    dets = dlib.get_frontal_face_detector()(np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)), 0)
+    largest = max(dets, key=lambda d: d.width() * d.height())
+    assert ok and abs(box[0] - largest.left()) < 3 and abs(box[2] - largest.right()) < 3
+
+
+def test_non_contiguous_view_still_found(shared, detector):
+    img = cv2.imread(str(shared / "faces" / "grace_hopper.jpg"))
+    view = img[:, ::-1]  # a negative-stride view
+    ok, _, _, pts = detector.detect(view)
+    assert ok and pts.shape == (68, 2)
