@@ -1,0 +1,120 @@
+"""Torch Dataset over the annotation table (`annotations.csv`).
+
+Each row: the crop at `imgpath` (relative to the table's folder) resized to
+the model's input size, its AU centre points scaled by the same factor,
+normalised, and (for training) the heatmap targets of `fau.heatmaps.encode`.
+Point order: for each AU in the given order, point 1 then point 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from .errors import FauError
+from .heatmaps import encode
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+TF_MEAN = np.array([123.68, 116.78, 103.94], np.float32)  # TF-slim mean-pixel subtraction (RGB)
+
+
+def point_columns(aus: list[str]) -> list[str]:
+    """['AU06_x1', 'AU06_y1', 'AU06_x2', 'AU06_y2', ...]"""
+    return [f"{au}_{c}{i}" for au in aus for i in (1, 2) for c in ("x", "y")]
+
+
+def check_columns(df: pd.DataFrame, aus: list[str], source: str | Path) -> None:
+    """FauError naming the table if a needed column is absent."""
+    need = ["imgpath", "video", "subject", "frame", *aus, *point_columns(aus)]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise FauError(f"{source}: missing columns {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
+
+
+def read_annotations(path: str | Path, aus: list[str]) -> pd.DataFrame:
+    """The annotation table, checked for the columns of `aus`."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype={"subject": str, "video": str, "task": str})
+    except FileNotFoundError:
+        raise FauError(f"{path}: missing (run the annotations stage first)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise FauError(f"{path}: not a readable CSV table ({type(e).__name__})") from None
+    check_columns(df, aus, path)
+    if "task" in df.columns:
+        df["task"] = df["task"].fillna("")
+    return df
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB; FauError naming the file if unreadable."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FauError(f"{path}: cannot read image (missing or not an image)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def normalise(img: np.ndarray, mode: str) -> np.ndarray:
+    """uint8 (S, S, 3) RGB -> float32 (3, S, S): 'imagenet' (torchvision) or 'tf_mean'."""
+    x = img.astype(np.float32)
+    if mode == "imagenet":
+        x = (x / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    elif mode == "tf_mean":
+        x = x - TF_MEAN
+    else:
+        raise FauError(f"config key 'train.normalization' is {mode!r}; expected imagenet or tf_mean")
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+class AUDataset(Dataset):
+    """Items: {"image": (3, S, S) float32, "points": (P, 2) input pixels,
+    "intensity": (A,) float32 (NaN = not coded), "index": row position} and,
+    with targets=True, "target": (P, S/stride, S/stride) float32."""
+
+    def __init__(self, df: pd.DataFrame, table_dir: str | Path, aus: list[str], input_size: int,
+                 normalization: str = "imagenet", targets: bool = False, sigma: float = 2.0, stride: int = 4):
+        check_columns(df, aus, Path(table_dir) / "annotations.csv")
+        self.df = df.reset_index(drop=True)
+        self.table_dir = Path(table_dir)
+        self.aus = list(aus)
+        self.input_size = input_size
+        self.normalization = normalization
+        self.targets = targets
+        self.sigma = sigma
+        self.stride = stride
+        self.paths = [self.table_dir / p for p in self.df["imgpath"].astype(str)]
+        self.points = self.df[point_columns(self.aus)].to_numpy(np.float64).reshape(len(self.df), -1, 2)  # (R, P, 2)
+        self.intensity = self.df[self.aus].to_numpy(np.float32)  # (R, A)
+
+    def __len__(self) -> int:
+        return len(self.df)
+
+    def image(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The crop resized to the input size (uint8 RGB) and the (x, y) scale applied."""
+        img = load_rgb(self.paths[i])
+        h, w = img.shape[:2]
+        s = self.input_size
+        if (h, w) != (s, s):
+            img = cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA if w > s else cv2.INTER_LINEAR)
+        return img, np.array([s / w, s / h])
+
+    def __getitem__(self, i: int) -> dict:
+        img, scale = self.image(i)
+        points = self.points[i] * scale  # (P, 2) input pixels
+        item = {
+            "image": torch.from_numpy(normalise(img, self.normalization)),
+            "points": torch.from_numpy(points.astype(np.float32)),
+            "intensity": torch.from_numpy(self.intensity[i]),
+            "index": i,
+        }
+        if self.targets:
+            per_point = np.repeat(np.nan_to_num(self.intensity[i], nan=0.0), 2)  # (P,)
+            item["target"] = torch.from_numpy(encode(points, per_point, self.input_size // self.stride, self.stride,
+                                                     self.sigma))
+        return item

@@ -1,0 +1,111 @@
+"""Semantic correspondence convolution (SCC): EdgeConv over a dynamic kNN graph.
+
+For each sample the graph's N nodes carry D features each (layout "paper":
+the C channel maps of (B, C, H, W), D = H*W). Every forward pass finds each
+node's k nearest nodes (top-k of the negative squared distance, so the node
+itself is among them), forms edges e_ij = [x_i, x_j - x_i] (2D), maps them
+with a shared linear W: 2D -> D' (no bias), applies BatchNorm over the D'
+features, ReLU, and takes the max over the k neighbours.
+
+Two implementations of the same function (`impl`):
+- "literal": build the (B, N, k, 2D) edge tensor, then project (N k 2D D'
+  multiply-adds per sample);
+- "factorised": W e_ij = (Wa - Wb) x_i + Wb x_j with W = [Wa | Wb]; project
+  each node once (2 N D D'), gather the neighbours' projections, add.
+Both feed the same (B, N, k, D') tensor to BatchNorm, so outputs, batch
+statistics and gradients agree up to float rounding.
+
+Layout "released" reproduces the authors' TF code, which reshapes the NHWC
+tensor to [B, C, -1] without a transpose: x is permuted to (B, H, W, C) and
+reshaped to (B, C, H*W), so a "node" is a run of H*W consecutive NHWC values
+rather than a channel map; the output is reshaped back the same way.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+IMPLS = ("factorised", "literal")
+LAYOUTS = ("paper", "released")
+
+
+def knn(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of each node's k nearest nodes (itself included).
+
+    x: (B, N, D) -> (B, N, k) int64.
+    """
+    with torch.no_grad():  # indices carry no gradient
+        inner = -2 * torch.matmul(x, x.transpose(2, 1))  # (B, N, N)
+        xx = (x * x).sum(dim=-1, keepdim=True)  # (B, N, 1)
+        neg_dist = -xx - inner - xx.transpose(2, 1)  # (B, N, N) = -||x_i - x_j||^2
+        return neg_dist.topk(k=k, dim=-1)[1]  # (B, N, k)
+
+
+def gather_nodes(v: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """v: (B, N, F), idx: (B, N, k) -> (B, N, k, F) with out[b, i, j] = v[b, idx[b, i, j]]."""
+    b, n, f = v.shape
+    k = idx.shape[-1]
+    base = torch.arange(b, device=v.device).view(-1, 1, 1) * n  # (B, 1, 1)
+    flat = (idx + base).reshape(-1)  # (B*N*k,)
+    return v.reshape(b * n, f)[flat].view(b, n, k, f)  # (B, N, k, F)
+
+
+class SCC(nn.Module):
+    """One SCC module over (B, C, H, W) feature maps (shape preserved)."""
+
+    def __init__(self, channels: int, height: int, width: int, k: int = 7, impl: str = "factorised",
+                 layout: str = "paper", bn_momentum: float = 0.1):
+        super().__init__()
+        if impl not in IMPLS:
+            raise ValueError(f"SCC impl {impl!r}; expected one of {IMPLS}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"SCC layout {layout!r}; expected one of {LAYOUTS}")
+        self.channels, self.height, self.width = channels, height, width
+        self.k = min(k, channels)
+        self.impl, self.layout = impl, layout
+        d = height * width
+        self.weight = nn.Parameter(torch.empty(d, 2 * d))  # (D', 2D) = [Wa | Wb], the edge 1x1 conv
+        self.bn = nn.BatchNorm1d(d, momentum=bn_momentum)
+        nn.init.xavier_uniform_(self.weight)  # DGCNN tf_util.conv2d default
+
+    def extra_repr(self) -> str:
+        return f"nodes={self.channels}, features={self.height * self.width}, k={self.k}, impl={self.impl}, " \
+               f"layout={self.layout}"
+
+    def to_nodes(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, N=C, D=HW)."""
+        b, c, h, w = x.shape
+        if self.layout == "paper":
+            return x.reshape(b, c, h * w)  # (B, C, HW): node i = channel map i
+        return x.permute(0, 2, 3, 1).reshape(b, c, h * w)  # (B, H, W, C) -> (B, C, HW) as the TF code
+
+    def from_nodes(self, v: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """(B, N=C, D=HW) -> (B, C, H, W), inverse of to_nodes."""
+        b, c, _ = v.shape
+        if self.layout == "paper":
+            return v.reshape(b, c, h, w)  # (B, C, H, W)
+        return v.reshape(b, h, w, c).permute(0, 3, 1, 2).contiguous()  # (B, H, W, C) -> (B, C, H, W)
+
+    def edge_projection(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """W e_ij for every edge. x: (B, N, D), idx: (B, N, k) -> (B, N, k, D')."""
+        d = x.shape[-1]
+        if self.impl == "literal":
+            xj = gather_nodes(x, idx)  # (B, N, k, D)
+            xi = x.unsqueeze(2).expand_as(xj)  # (B, N, k, D)
+            edges = torch.cat([xi, xj - xi], dim=-1)  # (B, N, k, 2D)
+            return torch.matmul(edges, self.weight.t())  # (B, N, k, D')
+        wa, wb = self.weight[:, :d], self.weight[:, d:]  # (D', D) each
+        proj = torch.matmul(x, torch.cat([wa - wb, wb], dim=0).t())  # (B, N, 2D')
+        centre, neigh = proj.chunk(2, dim=-1)  # (B, N, D') each: (Wa - Wb) x_i, Wb x_j
+        return centre.unsqueeze(2) + gather_nodes(neigh.contiguous(), idx)  # (B, N, k, D')
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape  # (B, C, H, W)
+        nodes = self.to_nodes(x)  # (B, N, D)
+        idx = knn(nodes, self.k)  # (B, N, k)
+        y = self.edge_projection(nodes, idx)  # (B, N, k, D')
+        n, k, dp = y.shape[1:]
+        y = self.bn(y.reshape(b * n * k, dp)).view(b, n, k, dp)  # (B, N, k, D') BN over the D' features
+        y = torch.relu(y).max(dim=2)[0]  # (B, N, D') max over neighbours
+        return self.from_nodes(y, h, w)  # (B, C, H, W)
