@@ -28,7 +28,7 @@ test: install
 	python -m pytest
 
 bench: install
-	python benchmarks/run_all.py
+	python benchmarks/run_all.py $(BENCH_ARGS)
 
 ui: install
 	mlflow ui --backend-store-uri sqlite:///results/mlflow.db --host 127.0.0.1 --port 5000
