@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflow_helpers import BIN, TINY, copy_workflow, env
+from fau.config import deep_merge
+from workflow_helpers import BIN, ROOT, TINY, copy_workflow, env
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,8 @@ def digest(root: Path, rels: list[str]) -> dict[str, str]:
 
 def test_dvc_repro_push_pull(tmp_path):
     repo = copy_workflow(tmp_path / "repo", with_src=True)
-    cfg = yaml.safe_load(yaml.safe_dump(TINY))
+    # The shipped config/config.yaml (every key dvc.yaml names as params), made tiny.
+    cfg = deep_merge(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()), TINY)
     cfg.update({"results": "results", "tracking": {"enabled": False}})
     cfg["dataset"]["root"] = "data/synth/BP4D"
     (repo / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))

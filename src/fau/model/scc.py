@@ -51,6 +51,40 @@ def gather_nodes(v: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return v.reshape(b * n, f)[flat].view(b, n, k, f)  # (B, N, k, F)
 
 
+class FactorisedEdgeProjection(torch.autograd.Function):
+    """W e_ij = (Wa - Wb) x_i + Wb x_j for all edges, with a hand-written
+    backward that never materialises a zero-filled (D', 2D) gradient per half
+    (autograd's slice backward would) nor a copy of [Wa - Wb | Wb].
+
+    x: (B, N, D), weight: (D', 2D) = [Wa | Wb], idx: (B, N, k) -> (B, N, k, D').
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        d = x.shape[-1]
+        wa, wb = weight[:, :d], weight[:, d:]  # (D', D) views, no copies
+        pa = torch.matmul(x, wa.t())  # (B, N, D'): Wa x_i
+        pb = torch.matmul(x, wb.t())  # (B, N, D'): Wb x_j
+        ctx.save_for_backward(x, weight, idx)
+        return (pa - pb).unsqueeze(2) + gather_nodes(pb, idx)  # (B, N, k, D')
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight, idx = ctx.saved_tensors
+        b, n, k, dp = grad.shape
+        d = x.shape[-1]
+        g_centre = grad.sum(dim=2)  # (B, N, D'): d/d(Wa - Wb) x_i
+        base = torch.arange(b, device=x.device).view(-1, 1, 1) * n  # (B, 1, 1)
+        g_neigh = torch.zeros(b * n, dp, dtype=grad.dtype, device=grad.device)  # (B*N, D')
+        g_neigh.index_add_(0, (idx + base).reshape(-1), grad.reshape(-1, dp))  # sum over edges into x_j
+        g_a = g_centre.reshape(b * n, dp)  # (B*N, D'): gradient of Wa x
+        g_b = g_neigh - g_a  # (B*N, D'): gradient of Wb x
+        x2 = x.reshape(b * n, d)  # (B*N, D)
+        grad_w = torch.cat([g_a.t() @ x2, g_b.t() @ x2], dim=1)  # (D', 2D)
+        grad_x = (g_a @ weight[:, :d] + g_b @ weight[:, d:]).view(b, n, d)  # (B, N, D)
+        return grad_x, grad_w, None
+
+
 class SCC(nn.Module):
     """One SCC module over (B, C, H, W) feature maps (shape preserved)."""
 
@@ -95,10 +129,7 @@ class SCC(nn.Module):
             xi = x.unsqueeze(2).expand_as(xj)  # (B, N, k, D)
             edges = torch.cat([xi, xj - xi], dim=-1)  # (B, N, k, 2D)
             return torch.matmul(edges, self.weight.t())  # (B, N, k, D')
-        wa, wb = self.weight[:, :d], self.weight[:, d:]  # (D', D) each
-        proj = torch.matmul(x, torch.cat([wa - wb, wb], dim=0).t())  # (B, N, 2D')
-        centre, neigh = proj.chunk(2, dim=-1)  # (B, N, D') each: (Wa - Wb) x_i, Wb x_j
-        return centre.unsqueeze(2) + gather_nodes(neigh.contiguous(), idx)  # (B, N, k, D')
+        return FactorisedEdgeProjection.apply(x, self.weight, idx)  # (B, N, k, D')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape  # (B, C, H, W)
