@@ -94,7 +94,7 @@ class Naive:
 
 def pipeline(ds: DatasetConfig, rows):
     det = LandmarkDetector(LandmarksConfig())
-    return det.detect_video(iter_frames(ds.root, rows), total=len(rows), desc="pipeline landmarks")
+    return det.detect_video(iter_frames(ds.root, rows, grey=True), total=len(rows), desc="pipeline landmarks")
 
 
 def agreement(naive: np.ndarray, table) -> tuple[float, float, float]:

@@ -86,7 +86,7 @@ def run_landmarks(args: argparse.Namespace, cfg: Config) -> int:
     _logging()
     rows = _video_rows(cfg, args.video)
     detector = LandmarkDetector(cfg.landmarks)
-    table = detector.detect_video(iter_frames(cfg.dataset.root, rows), total=len(rows), desc=args.video)
+    table = detector.detect_video(iter_frames(cfg.dataset.root, rows, grey=True), total=len(rows), desc=args.video)
     path = cfg.out_dir / "landmarks" / f"{args.video}.csv"
     write_csv_atomic(table, path)
     found = int(table["success"].sum())

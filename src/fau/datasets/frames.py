@@ -27,11 +27,13 @@ def split_zip_source(source: str) -> tuple[str, str] | None:
     return None if i < 0 else (source[:i + 4], source[i + 5:])
 
 
-def decode_jpeg(data: bytes, where: str) -> np.ndarray:
-    """JPEG bytes -> BGR image; FauError naming `where` if empty or corrupt."""
+def decode_jpeg(data: bytes, where: str, grey: bool = False) -> np.ndarray:
+    """JPEG bytes -> BGR (or grey) image; FauError naming `where` if empty or corrupt.
+
+    Grey decoding skips the chroma planes: about a third less work."""
     if not data:
         raise FauError(f"{where}: empty image file (0 bytes)")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
     if img is None:
         raise FauError(f"{where}: corrupt or unreadable image")
     return img
@@ -64,9 +66,10 @@ def video_frame_count(path: Path) -> int:
         cap.release()
 
 
-def iter_frames(root: str | Path, rows: pd.DataFrame) -> Iterator[tuple[int, np.ndarray]]:
+def iter_frames(root: str | Path, rows: pd.DataFrame, grey: bool = False) -> Iterator[tuple[int, np.ndarray]]:
     """(frame number, BGR image) for each row (columns `frame`, `source`,
-    `index`) in the rows' order; videos must be in increasing `index` order."""
+    `index`) in the rows' order; videos must be in increasing `index` order.
+    `grey`: single-channel images (all the landmark stage needs)."""
     root = Path(root)
     zips: dict[str, zipfile.ZipFile] = {}
     caps: dict[str, tuple[cv2.VideoCapture, int]] = {}
@@ -88,7 +91,7 @@ def iter_frames(root: str | Path, rows: pd.DataFrame) -> Iterator[tuple[int, np.
                     raise FauError(f"{root / zpath}: no member {member}") from None
                 except (zipfile.BadZipFile, OSError) as e:
                     raise FauError(f"{root / zpath}: member {member} unreadable ({e})") from None
-                yield frame, decode_jpeg(data, f"{root / zpath}:{member}")
+                yield frame, decode_jpeg(data, f"{root / zpath}:{member}", grey)
             elif source.lower().endswith(VIDEO_SUFFIXES):
                 path = root / source
                 if source not in caps:
@@ -104,14 +107,14 @@ def iter_frames(root: str | Path, rows: pd.DataFrame) -> Iterator[tuple[int, np.
                 if not ok or img is None:
                     raise FauError(f"{path}: cannot decode frame index {index} (corrupt or truncated video)")
                 caps[source] = (cap, index)
-                yield frame, img
+                yield frame, cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if grey else img
             else:
                 path = root / source
                 try:
                     data = path.read_bytes()
                 except OSError as e:
                     raise FauError(f"{path}: cannot read image ({e.strerror})") from None
-                yield frame, decode_jpeg(data, str(path))
+                yield frame, decode_jpeg(data, str(path), grey)
     finally:
         for z in zips.values():
             z.close()
