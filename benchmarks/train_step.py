@@ -3,7 +3,7 @@
     python benchmarks/train_step.py [--quick] [--device auto|cpu|cuda] [--paper-batch 4]
 
 A training step as `fau.train` runs it: zero_grad, forward, MSE loss,
-backward, Adam step (weight decay on conv weights, `fau.train.param_groups`).
+backward, Adam step (the training optimizer, `fau.train.make_optimizer`).
 Models: the paper size (ResNet-50, input 256) and the embedded default
 (config/config.yaml: ResNet-18, input 128), each without SCC, with the
 factorised SCC and with the literal SCC (same seed, so same backbone
@@ -35,7 +35,7 @@ from torch import nn
 
 from fau.config import ModelConfig, load_config
 from fau.model import STRIDE, build_model
-from fau.train import param_groups
+from fau.train import make_optimizer
 
 BAR = 1.5
 VARIANTS = ("no SCC", "factorised", "literal")
@@ -62,7 +62,7 @@ class Trainer:
     def __init__(self, cfg: ModelConfig, points: int, batch: int, device: str, bf16: bool = False, seed: int = 0):
         torch.manual_seed(seed)
         self.model = build_model(cfg, points).to(device).train()
-        self.opt = torch.optim.Adam(param_groups(self.model, 1e-5), lr=5e-4)
+        self.opt = make_optimizer(self.model, 5e-4, 1e-5)
         gen = torch.Generator().manual_seed(seed + 1)
         s = cfg.input_size
         self.x = torch.randn(batch, 3, s, s, generator=gen).to(device)  # (B, 3, S, S)

@@ -80,7 +80,9 @@ class FactorisedEdgeProjection(torch.autograd.Function):
         g_a = g_centre.reshape(b * n, dp)  # (B*N, D'): gradient of Wa x
         g_b = g_neigh - g_a  # (B*N, D'): gradient of Wb x
         x2 = x.reshape(b * n, d)  # (B*N, D)
-        grad_w = torch.cat([g_a.t() @ x2, g_b.t() @ x2], dim=1)  # (D', 2D)
+        grad_w = torch.empty_like(weight)  # (D', 2D), both halves written in place (BLAS leading dim 2D)
+        torch.mm(g_a.t(), x2, out=grad_w[:, :d])  # (D', D) = dL/dWa
+        torch.mm(g_b.t(), x2, out=grad_w[:, d:])  # (D', D) = dL/dWb
         grad_x = (g_a @ weight[:, :d] + g_b @ weight[:, d:]).view(b, n, d)  # (B, N, D)
         return grad_x, grad_w, None
 
