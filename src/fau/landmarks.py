@@ -117,15 +117,17 @@ class LandmarkDetector:
         return found
 
     def _detect_near(self, grey: np.ndarray, prev: Box) -> Optional[tuple[Box, float]]:
-        """Detection restricted to a region twice the previous box, scaled so
-        the face is about 100 px wide (HOG window: 80 px)."""
+        """Detection restricted to a region 1.5 x the previous box, scaled so
+        the face is about 88 px wide: just above the HOG window (80 px), so
+        dlib's pyramid has only ~3 small levels (a frame-to-frame move is a
+        small share of the box; a miss falls back to the whole frame)."""
         h, w = grey.shape
         bw, bh = prev[2] - prev[0], prev[3] - prev[1]
-        x0, y0 = max(0, int(prev[0] - bw / 2)), max(0, int(prev[1] - bh / 2))
-        x1, y1 = min(w, int(prev[2] + bw / 2)), min(h, int(prev[3] + bh / 2))
+        x0, y0 = max(0, int(prev[0] - bw / 4)), max(0, int(prev[1] - bh / 4))
+        x1, y1 = min(w, int(prev[2] + bw / 4)), min(h, int(prev[3] + bh / 4))
         if x1 - x0 < 16 or y1 - y0 < 16:
             return None
-        scale = min(1.0, 100.0 / max(bw, 1.0))
+        scale = min(1.0, 88.0 / max(bw, 1.0))
         roi = grey[y0:y1, x0:x1]
         if scale < 1.0:
             roi = cv2.resize(roi, (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))),
