@@ -12,7 +12,7 @@ Beside the measured ratios: forward multiply-adds counted by hooks on
 Conv2d / ConvTranspose2d / Linear plus the SCC's formula.
 
 On CPU the step runs as the pipeline runs it there
-(torch.use_deterministic_algorithms(True), as `fau.train.train_fold` sets).
+(`fau.train.deterministic()`, as `fau.train.train_fold` runs them).
 CPU batch: 4 at paper size (--paper-batch; the paper's 16 takes minutes per
 literal step on 2 cores), the embedded default's 16.
 
@@ -35,7 +35,7 @@ from torch import nn
 
 from fau.config import ModelConfig, load_config
 from fau.model import STRIDE, build_model
-from fau.train import make_optimizer
+from fau.train import deterministic, make_optimizer
 
 BAR = 1.5
 VARIANTS = ("no SCC", "factorised", "literal")
@@ -104,9 +104,7 @@ def counted_macs(cfg: ModelConfig, points: int) -> dict[str, float]:
 def cpu_run(quick: bool, paper_batch: int) -> bool:
     cfgs, points = model_configs(), n_points()
     ok = True
-    prev_det = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
+    with deterministic():  # as fau.train.train_fold runs CPU training
         for size, cfg in cfgs.items():
             batch = paper_batch if size == "paper" else 16
             label = f"{size}: {cfg.backbone}, input {cfg.input_size}, batch {batch}"
@@ -136,8 +134,6 @@ def cpu_run(quick: bool, paper_batch: int) -> bool:
                              f"(counted {lit['counted ratio']:.2f})")
             del trainers
             gc.collect()
-    finally:
-        torch.use_deterministic_algorithms(prev_det)
     return ok
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import pandas as pd
@@ -95,6 +96,22 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
+@contextmanager
+def deterministic(enabled: bool = True) -> Iterator[None]:
+    """Deterministic algorithms (same config + seed -> same weights on CPU),
+    without torch's NaN-filling of every new tensor: nothing here reads
+    uninitialised memory, and the fill is a measurable share of a step."""
+    prev = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
+    if enabled:
+        torch.use_deterministic_algorithms(True)
+        torch.utils.deterministic.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev[0])
+        torch.utils.deterministic.fill_uninitialized_memory = prev[1]
+
+
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """Adam with L2 decay on convolution (and SCC edge) weights; fused: one
     pass over all parameters instead of a loop of small kernels (the SCC
@@ -172,16 +189,14 @@ def train_fold(cfg: Config, annotations_csv: Path, fold: dict, out_dir: Path,
     log(f"{fold['name']}: {len(rows)} training frames; {n_excluded} left out (an AU not coded)")
 
     prev_threads = torch.get_num_threads()
-    prev_det = torch.are_deterministic_algorithms_enabled()
     if threads:
         torch.set_num_threads(max(1, int(threads)))
-    if device.type == "cpu":
-        torch.use_deterministic_algorithms(True)
     try:
-        return _train(cfg, fold, rows, n_excluded, annotations_csv.parent, out_dir, device, sig, on_epoch, threads)
+        with deterministic(device.type == "cpu"):
+            return _train(cfg, fold, rows, n_excluded, annotations_csv.parent, out_dir, device, sig, on_epoch,
+                          threads)
     finally:
         torch.set_num_threads(prev_threads)
-        torch.use_deterministic_algorithms(prev_det)
 
 
 def _train(cfg: Config, fold: dict, rows: pd.DataFrame, n_excluded: int, table_dir: Path, out_dir: Path,

@@ -87,6 +87,28 @@ class FactorisedEdgeProjection(torch.autograd.Function):
         return grad_x, grad_w, None
 
 
+class MaxOverNeighbours(torch.autograd.Function):
+    """max over the neighbour axis of (B, N, k, D') -> (B, N, D').
+
+    Same values as `y.max(dim=2)[0]`; the gradient goes to the maximal edge
+    (shared equally on exact ties, e.g. between dead, all-zero nodes). About
+    2x faster than `max` with indices on CPU, whose strided arg-max
+    reduction is slow."""
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor) -> torch.Tensor:
+        m = y.amax(dim=2)  # (B, N, D')
+        ctx.save_for_backward(y, m)
+        return m
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        y, m = ctx.saved_tensors
+        mask = y == m.unsqueeze(2)  # (B, N, k, D') bool: the maximal edges
+        ties = mask.sum(dim=2, keepdim=True, dtype=grad.dtype)  # (B, N, 1, D') >= 1
+        return mask * (grad.unsqueeze(2) / ties)  # (B, N, k, D')
+
+
 class SCC(nn.Module):
     """One SCC module over (B, C, H, W) feature maps (shape preserved)."""
 
@@ -125,7 +147,6 @@ class SCC(nn.Module):
 
     def edge_projection(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """W e_ij for every edge. x: (B, N, D), idx: (B, N, k) -> (B, N, k, D')."""
-        d = x.shape[-1]
         if self.impl == "literal":
             xj = gather_nodes(x, idx)  # (B, N, k, D)
             xi = x.unsqueeze(2).expand_as(xj)  # (B, N, k, D)
@@ -140,5 +161,5 @@ class SCC(nn.Module):
         y = self.edge_projection(nodes, idx)  # (B, N, k, D')
         n, k, dp = y.shape[1:]
         y = self.bn(y.reshape(b * n * k, dp)).view(b, n, k, dp)  # (B, N, k, D') BN over the D' features
-        y = torch.relu(y).max(dim=2)[0]  # (B, N, D') max over neighbours
+        y = torch.relu(MaxOverNeighbours.apply(y))  # (B, N, D') max over neighbours, then ReLU (monotone)
         return self.from_nodes(y, h, w)  # (B, C, H, W)
