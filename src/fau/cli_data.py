@@ -5,23 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-from pathlib import Path
 
+from . import atomic
 from .config import Config
 from .errors import FauError
 
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _video_rows(cfg: Config, video: str):
@@ -58,15 +50,14 @@ def add_index(p: argparse.ArgumentParser) -> None:
 
 
 def run_index(args: argparse.Namespace, cfg: Config) -> int:
-    from .crops import write_csv_atomic
     from .datasets import read_frame_table
 
     _logging()
     table = read_frame_table(cfg.dataset)
     out = cfg.out_dir / "index"
     videos = sorted(table["video"].unique())
-    write_csv_atomic(table, out / "frames.csv")
-    _write_text(out / "videos.txt", "".join(f"{v}\n" for v in videos))
+    atomic.write_csv(out / "frames.csv", table)
+    atomic.write_text(out / "videos.txt", "".join(f"{v}\n" for v in videos))
     print(f"index: {len(table)} labelled frames in {len(videos)} videos -> {out / 'frames.csv'}")
     return 0
 
@@ -79,7 +70,6 @@ def add_landmarks(p: argparse.ArgumentParser) -> None:
 
 
 def run_landmarks(args: argparse.Namespace, cfg: Config) -> int:
-    from .crops import write_csv_atomic
     from .datasets.frames import iter_frames
     from .landmarks import LandmarkDetector
 
@@ -88,7 +78,7 @@ def run_landmarks(args: argparse.Namespace, cfg: Config) -> int:
     detector = LandmarkDetector(cfg.landmarks)
     table = detector.detect_video(iter_frames(cfg.dataset.root, rows, grey=True), total=len(rows), desc=args.video)
     path = cfg.out_dir / "landmarks" / f"{args.video}.csv"
-    write_csv_atomic(table, path)
+    atomic.write_csv(path, table)
     found = int(table["success"].sum())
     print(f"landmarks {args.video}: face found in {found}/{len(table)} frames -> {path}")
     return 0
@@ -102,7 +92,7 @@ def add_crops(p: argparse.ArgumentParser) -> None:
 
 
 def run_crops(args: argparse.Namespace, cfg: Config) -> int:
-    from .crops import crop_video, write_csv_atomic
+    from .crops import crop_video
     from .datasets.frames import iter_frames
     from .landmarks import read_landmarks
 
@@ -113,7 +103,7 @@ def run_crops(args: argparse.Namespace, cfg: Config) -> int:
     todo = rows[rows["frame"].isin(found)]
     crops_dir = cfg.out_dir / "crops"
     table = crop_video(iter_frames(cfg.dataset.root, todo), lm, rows, cfg.crops, cfg.dataset.aus, crops_dir)
-    write_csv_atomic(table, crops_dir / f"{args.video}.csv")
+    atomic.write_csv(crops_dir / f"{args.video}.csv", table)
     print(f"crops {args.video}: {len(table)} crops, {len(rows) - len(table)} frames excluded "
           f"(no landmarks) -> {crops_dir / args.video}")
     return 0
@@ -162,7 +152,7 @@ def run_folds(args: argparse.Namespace, cfg: Config) -> int:
         raise FauError(f"{path}: annotation table missing (run `fau annotations` first)")
     subjects = sorted(pd.read_csv(path, usecols=["subject"], dtype={"subject": str})["subject"].unique())
     folds = make_folds(subjects, cfg.folds)
-    _write_text(cfg.out_dir / "folds.json", json.dumps(folds, indent=1) + "\n")
+    atomic.write_text(cfg.out_dir / "folds.json", json.dumps(folds, indent=1) + "\n")
     for f in folds:
         print(f"{f['name']}: train {len(f['train'])} subjects, test {len(f['test'])}: {' '.join(f['test'])}")
     return 0

@@ -63,7 +63,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace, cfg: Config) -> int:
     from .config import to_plain
-    from .train import atomic_text, train_fold
+    from . import atomic
+    from .train import train_fold
 
     out = args.out or cfg.out_dir
     fold = find_fold(out, args.fold)
@@ -77,7 +78,7 @@ def run_train(args: argparse.Namespace, cfg: Config) -> int:
         raise
     if run.enabled:
         cfg_file = fold_dir / "config.json"
-        atomic_text(json.dumps(to_plain(cfg), indent=2) + "\n", cfg_file)
+        atomic.write_text(cfg_file, json.dumps(to_plain(cfg), indent=2) + "\n")
         run.log_artifact(cfg_file, "config")
         run.log_artifact(fold_dir / "model.pt", "model")
         run.log_artifact(fold_dir / "history.csv", "model")

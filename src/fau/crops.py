@@ -13,7 +13,6 @@ landmarks (`fau.au_locations`).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Iterable
 
@@ -22,7 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import align
+from . import align, atomic
 from .au_locations import au_points, au_table
 from .config import CropsConfig, au_name
 from .errors import FauError
@@ -37,22 +36,6 @@ def point_columns(aus) -> list[str]:
 
 def table_columns(aus) -> list[str]:
     return ["imgpath"] + META + [au_name(a) for a in aus] + point_columns(aus)
-
-
-def write_csv_atomic(table: pd.DataFrame, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def write_bytes_atomic(data: bytes, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def crop_video(frames: Iterable[tuple[int, np.ndarray]], landmarks: pd.DataFrame, labels: pd.DataFrame,
@@ -78,7 +61,7 @@ def crop_video(frames: Iterable[tuple[int, np.ndarray]], landmarks: pd.DataFrame
         if not ok:
             raise FauError(f"{out_dir}: cannot encode the crop of frame {frame}")
         rel = f"{info['video']}/{int(frame)}.jpg"
-        write_bytes_atomic(buf.tobytes(), out_dir / rel)
+        atomic.write_bytes(out_dir / rel, buf.tobytes())
         cpts = align.transform(pts, m)
         points = au_points(cpts, table)
         row = {"imgpath": rel, "video": info["video"], "subject": info["subject"], "task": info["task"],
@@ -121,12 +104,13 @@ def merge_annotations(tables: list[Path], out_dir: Path, aus) -> tuple[int, int]
         missing = [c for c in table_columns(aus) if c not in t.columns]
         if missing:
             raise FauError(f"{path}: not a crop table for these AUs (missing column {missing[0]})")
-        rel = path.parent.resolve().relative_to(out_dir.resolve()).as_posix() if path.parent.resolve() != out_dir.resolve() else ""
+        here, base = path.parent.resolve(), out_dir.resolve()
+        rel = here.relative_to(base).as_posix() if here != base else ""
         t["imgpath"] = [f"{rel}/{p}" if rel else p for p in t["imgpath"]]
         parts.append(t[table_columns(aus)])
     merged = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=table_columns(aus)))
     merged = merged.sort_values(["video", "frame"], kind="stable").reset_index(drop=True)
     entries = json_entries(merged, aus)
-    write_csv_atomic(merged, out_dir / "annotations.csv")
-    write_bytes_atomic((json.dumps(entries) + "\n").encode(), out_dir / "annotations.json")
+    atomic.write_csv(out_dir / "annotations.csv", merged)
+    atomic.write_text(out_dir / "annotations.json", json.dumps(entries) + "\n")
     return len(merged), len(entries)

@@ -17,13 +17,14 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from . import atomic
 from .config import Config, ModelConfig, SCCConfig
 from .data import AUDataset, read_annotations
 from .errors import FauError
 from .heatmaps import au_intensities, decode
 from .metrics import METRICS, metrics_table
 from .model import STRIDE, FauNet, build_model
-from .train import atomic_csv, atomic_text, select_device
+from .train import select_device
 
 ID_COLUMNS = ["video", "subject", "task", "frame", "imgpath"]
 
@@ -129,8 +130,8 @@ def evaluate_fold(cfg: Config, annotations_csv: str | Path, fold: dict, fold_dir
     finally:
         torch.set_num_threads(prev)
     metrics = metrics_table(pred, aus)
-    atomic_csv(pred, fold_dir / "predictions.csv")
-    atomic_csv(metrics, fold_dir / "metrics.csv")
+    atomic.write_csv(fold_dir / "predictions.csv", pred)
+    atomic.write_csv(fold_dir / "metrics.csv", metrics)
     return metrics
 
 
@@ -178,8 +179,8 @@ def pool(fold_dirs: list[str | Path], out_dir: str | Path) -> dict:
     result = {"pooled": {au: rec[au] for au in aus}, "mean": rec["mean"],
               "folds": {f: _records(g) for f, g in folds.groupby("fold", sort=False)},
               "fold_mean_sd": mean_sd}
-    atomic_csv(pooled, out_dir / "metrics.csv")
-    atomic_csv(folds, out_dir / "metrics_folds.csv")
-    atomic_text(json.dumps(result, indent=2) + "\n", out_dir / "metrics.json")
+    atomic.write_csv(out_dir / "metrics.csv", pooled)
+    atomic.write_csv(out_dir / "metrics_folds.csv", folds)
+    atomic.write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
     return result
 

@@ -9,7 +9,6 @@ training curves, and the seed's demo (predicted AU heatmaps over test crops).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from . import atomic  # noqa: E402
 from .config import Config  # noqa: E402
 from .errors import FauError  # noqa: E402
 
@@ -146,7 +146,7 @@ def _config_summary(cfg: Config, n_frames: int, folds: list[dict]) -> str:
         f"- dataset: `{cfg.dataset.name}` ({cfg.dataset.kind}, root `{cfg.dataset.root}`"
         f"{', synthetic' if cfg.synth.enabled else ''}), AUs {', '.join(cfg.dataset.au_names)}",
         f"- test frames pooled over folds: {n_frames}",
-        f"- folds: " + "; ".join(f"{f['name']}: {len(f['train'])} train / {len(f['test'])} test subjects"
+        "- folds: " + "; ".join(f"{f['name']}: {len(f['train'])} train / {len(f['test'])} test subjects"
                                   for f in folds),
         f"- model: {m.backbone} (weights: {m.backbone_weights or 'random init'}), input {m.input_size}, "
         f"SCC {'on' if m.scc.enabled else 'off'} (k={m.scc.k}, {m.scc.impl}, layout {m.scc.layout})",
@@ -209,7 +209,5 @@ def write_report(cfg: Config, out_dir: Path) -> Path:
     for title, name in figures:
         parts += [f"### {title}", "", f"![{title}](figures/{name})", ""]
     path = out_dir / "report.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(parts))
-    os.replace(tmp, path)
+    atomic.write_text(path, "\n".join(parts))
     return path

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .config import Config, to_plain
+from . import atomic
+from .config import Config
 from .errors import FauError
 
 PARENT_FILE = "tracking/parent.json"
@@ -90,13 +90,6 @@ def fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(Path(path).read_text())
@@ -118,7 +111,7 @@ def start_parent(cfg: Config, out_file: Path) -> dict:
     """Create the workflow invocation's parent run; write its IDs to out_file."""
     if not cfg.tracking.enabled:
         info = {"enabled": False}
-        _write_json(out_file, info)
+        atomic.write_text(out_file, json.dumps(info, indent=2) + "\n")
         return info
     uri = resolve_uri(cfg.tracking.uri)
     try:
@@ -134,7 +127,7 @@ def start_parent(cfg: Config, out_file: Path) -> dict:
         raise FauError(f"tracking URI {cfg.tracking.uri}: cannot create the parent run ({type(e).__name__}: "
                        f"{str(e).splitlines()[0] if str(e) else ''})") from None
     info = {"enabled": True, "uri": uri, "experiment_id": exp_id, "run_id": run.info.run_id, "run_name": name}
-    _write_json(out_file, info)
+    atomic.write_text(out_file, json.dumps(info, indent=2) + "\n")
     return info
 
 
@@ -190,7 +183,8 @@ def open_fold_run(cfg: Config, parent_file: Path, fold_dir: Path, fold: str, dat
     if dataset_file is not None and Path(dataset_file).exists():
         params["dataset_fingerprint"] = fingerprint(Path(dataset_file))
     _log_params(client, run.info.run_id, params)
-    _write_json(marker, {"run_id": run.info.run_id, "parent_run_id": parent["run_id"], "uri": uri})
+    marker_info = {"run_id": run.info.run_id, "parent_run_id": parent["run_id"], "uri": uri}
+    atomic.write_text(marker, json.dumps(marker_info) + "\n")
     return FoldRun(uri, run.info.run_id)
 
 

@@ -11,7 +11,6 @@ a generator seeded with (seed, e), nothing else draws random numbers.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from . import atomic
 from .config import Config, to_plain
 from .data import AUDataset, read_annotations
 from .errors import FauError
@@ -46,28 +46,6 @@ def select_device(device: str) -> torch.device:
     if device in ("auto", "cuda") and torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
-
-
-def atomic_save(obj: object, path: Path) -> None:
-    """torch.save to a temp file beside `path`, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def atomic_text(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def atomic_csv(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def training_rows(df: pd.DataFrame, fold: dict, aus: list[str], max_frames: Optional[int] = None,
@@ -255,19 +233,20 @@ def _train(cfg: Config, fold: dict, rows: pd.DataFrame, n_excluded: int, table_d
         scheduler.step()
         row = {"epoch": epoch, "loss": total / count, "lr": lr, "seconds": time.time() - t0}
         history.append(row)
-        atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "epoch": epoch, "rng": _rng_state(),
-                     "history": history, "signature": sig}, ckpt_path)
+        atomic.torch_save(ckpt_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                      "scheduler": scheduler.state_dict(), "epoch": epoch, "rng": _rng_state(),
+                                      "history": history, "signature": sig})
         log(f"{fold['name']} epoch {epoch}/{t_cfg.epochs}: loss {row['loss']:.4f} lr {lr:.2e} "
             f"({row['seconds']:.1f} s)")
         if on_epoch is not None:
             on_epoch(epoch, {"loss": row["loss"], "lr": lr})
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_save({"state_dict": state, "model_config": to_plain(m_cfg), "aus": aus,
-                 "normalization": t_cfg.normalization, "epochs": t_cfg.epochs, "history": history,
-                 "n_train": len(rows), "n_excluded": n_excluded, "signature": sig}, out_dir / MODEL)
-    atomic_csv(pd.DataFrame(history, columns=["epoch", "loss", "lr", "seconds"]), out_dir / HISTORY)
+    atomic.torch_save(out_dir / MODEL, {"state_dict": state, "model_config": to_plain(m_cfg), "aus": aus,
+                                        "normalization": t_cfg.normalization, "epochs": t_cfg.epochs,
+                                        "history": history, "n_train": len(rows), "n_excluded": n_excluded,
+                                        "signature": sig})
+    atomic.write_csv(out_dir / HISTORY, pd.DataFrame(history, columns=["epoch", "loss", "lr", "seconds"]))
     return {"fold": fold["name"], "model": str(out_dir / MODEL), "epochs": t_cfg.epochs,
             "loss": history[-1]["loss"] if history else None, "n_train": len(rows), "n_excluded": n_excluded,
             "resumed_from": resumed_from, "seconds": time.time() - t_start}

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 import zlib
 from pathlib import Path
@@ -32,6 +31,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .. import atomic
 from ..config import DatasetConfig, SynthConfig, to_plain
 from ..errors import FauError
 from .expressions import AU_MOTION, au_displacement, au_trajectories, head_motion
@@ -68,13 +68,6 @@ def _photo_for(kind: str, subject: str, index: int) -> tuple[str, bool]:
     else:
         pool, k = PHOTOS, index
     return pool[k % len(pool)], bool((k // len(pool)) % 2)
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 class Renderer:
@@ -160,7 +153,7 @@ def _save_sidecar(root: Path, video: str, frames: list[int], rows: list, neutral
         buf, frames=np.array(frames, np.int64), points=np.array([r[0] for r in rows]),
         expression=np.array([r[1] for r in rows]), head=np.array([r[2] for r in rows]),
         intensities=np.array([r[3] for r in rows]), aus=np.array(sorted(AU_MOTION)), neutral=neutral)
-    _atomic_bytes(root / SIDECAR / f"{video}_landmarks.npz", buf.getvalue())
+    atomic.write_bytes(root / SIDECAR / f"{video}_landmarks.npz", buf.getvalue())
 
 
 def _label_text(frames: list[int], values: list[int]) -> bytes:
@@ -198,7 +191,7 @@ def _generate_bp4d(ds: DatasetConfig, synth: SynthConfig, seed: int, root: Path)
             for i, img, pts, expr, m, inten in _sequence(renderer, rng, n, seed, video, video, len(videos)):
                 data = _encode_jpeg(img, synth.jpeg_quality)
                 rel = ds.pattern("frames").format(subject=subject_id, task=task, frame=frames[i])
-                _atomic_bytes(root / rel, data)
+                atomic.write_bytes(root / rel, data)
                 if synth.zip:
                     members.append((ds.pattern("zip_member").format(subject=subject_id, task=task,
                                                                      frame=frames[i]), data))
@@ -215,18 +208,15 @@ def _generate_bp4d(ds: DatasetConfig, synth: SynthConfig, seed: int, root: Path)
                 values[au][int(k)] = 9
             for au in ds.aus:
                 rel = ds.pattern("labels").format(au=au, subject=subject_id, task=task)
-                _atomic_bytes(root / rel, _label_text(coded_frames, values[au]))
+                atomic.write_bytes(root / rel, _label_text(coded_frames, values[au]))
             _save_sidecar(root, video, frames, rows, subject.points)
             videos.append(video)
         if synth.zip:
             zpath = root / ds.pattern("zip").format(subject=subject_id)
-            zpath.parent.mkdir(parents=True, exist_ok=True)
-            tmp = zpath.with_name(f".{zpath.name}.tmp")
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            with atomic.replacing(zpath) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
                 for member, data in members:
                     info = zipfile.ZipInfo(member, date_time=(2013, 1, 1, 0, 0, 0))
                     zf.writestr(info, data)
-            os.replace(tmp, zpath)
     return videos
 
 
@@ -241,27 +231,26 @@ def _generate_disfa(ds: DatasetConfig, synth: SynthConfig, seed: int, root: Path
         renderer = Renderer(subject)
         rng = _rng(seed, subject_id)
         path = root / ds.pattern("video").format(subject=subject_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp_{path.name}")  # keeps the extension: it picks the container
-        writer = cv2.VideoWriter(str(tmp), fourcc, float(synth.fps), (synth.width, synth.height))
-        if writer.isOpened() and synth.codec == "MJPG":
-            writer.set(cv2.VIDEOWRITER_PROP_QUALITY, float(synth.jpeg_quality))
-        if not writer.isOpened():
-            raise FauError(f"{path}: OpenCV cannot write a {synth.codec} video here")
         rows, labels = [], []
-        try:
-            for i, img, pts, expr, m, inten in _sequence(renderer, rng, synth.frames, seed, subject_id, subject_id, len(videos)):
-                writer.write(img)
-                rows.append((pts, expr, m, inten))
-                labels.append(inten)
-        finally:
-            writer.release()
-        os.replace(tmp, path)
+        with atomic.replacing(path) as tmp:  # the temp name keeps the extension: it picks the container
+            writer = cv2.VideoWriter(str(tmp), fourcc, float(synth.fps), (synth.width, synth.height))
+            if writer.isOpened() and synth.codec == "MJPG":
+                writer.set(cv2.VIDEOWRITER_PROP_QUALITY, float(synth.jpeg_quality))
+            if not writer.isOpened():
+                raise FauError(f"{path}: OpenCV cannot write a {synth.codec} video here")
+            try:
+                for i, img, pts, expr, m, inten in _sequence(renderer, rng, synth.frames, seed, subject_id,
+                                                              subject_id, len(videos)):
+                    writer.write(img)
+                    rows.append((pts, expr, m, inten))
+                    labels.append(inten)
+            finally:
+                writer.release()
         frames = list(range(1, synth.frames + 1))
         lab = np.array(labels)
         for au in ds.aus:
             rel = ds.pattern("labels").format(au=au, subject=subject_id)
-            _atomic_bytes(root / rel, _label_text(frames, lab[:, motion_aus.index(au)].tolist()))
+            atomic.write_bytes(root / rel, _label_text(frames, lab[:, motion_aus.index(au)].tolist()))
         _save_sidecar(root, subject_id, frames, rows, subject.points)
         videos.append(subject_id)
     return videos
@@ -285,7 +274,7 @@ def generate(ds: DatasetConfig, synth: SynthConfig, seed: int) -> Path:
     manifest = {"kind": ds.kind, "seed": int(seed), "aus": list(ds.aus), "videos": videos,
                 "synth": to_plain(synth), "patterns": {k: ds.pattern(k) for k in _pattern_keys(ds.kind)}}
     path = root / SIDECAR / "manifest.json"
-    _atomic_bytes(path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    atomic.write_bytes(path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
     return path
 
 
