@@ -84,3 +84,21 @@ def test_paper_layout_is_equivariant_to_permuting_channels():
     x = torch.randn(2, 8, 3, 3)
     perm = torch.randperm(8)
     assert torch.allclose(m(x)[:, perm], m(x[:, perm]), atol=1e-5)
+
+
+def test_factorised_under_bf16_autocast_trains_close_to_float32():
+    """The path CUDA training takes with `train.bf16` (exercised here with CPU
+    autocast): matmuls in bf16, batch statistics in float32, gradients in the
+    parameters' dtype."""
+    lit, fac = _pair("paper", c=16, h=6, w=6, k=4)
+    x = torch.randn(2, 16, 6, 6).relu()
+    g = torch.randn(2, 16, 6, 6)
+    ref = lit(x)
+    xi = x.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = fac(xi)
+    (y.float() * g).sum().backward()
+    assert fac.weight.grad.dtype == torch.float32 and xi.grad.dtype == torch.float32
+    assert torch.isfinite(fac.weight.grad).all() and torch.isfinite(xi.grad).all()
+    assert (y.float() - ref).abs().max() <= 0.05 * ref.abs().max()  # bf16 has ~3 significant digits
+    assert torch.allclose(fac.bn.running_mean, lit.bn.running_mean, rtol=0.05, atol=0.05 * lit.bn.running_mean.abs().max())

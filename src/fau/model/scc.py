@@ -8,12 +8,15 @@ with a shared linear W: 2D -> D' (no bias), applies BatchNorm over the D'
 features, ReLU, and takes the max over the k neighbours.
 
 Two implementations of the same function (`impl`):
-- "literal": build the (B, N, k, 2D) edge tensor, then project (N k 2D D'
-  multiply-adds per sample);
+- "literal": build the (B, N, k, 2D) edge tensor, project it (N k 2D D'
+  multiply-adds per sample), BatchNorm over all edges, max over neighbours;
 - "factorised": W e_ij = (Wa - Wb) x_i + Wb x_j with W = [Wa | Wb]; project
-  each node once (2 N D D'), gather the neighbours' projections, add.
-Both feed the same (B, N, k, D') tensor to BatchNorm, so outputs, batch
-statistics and gradients agree up to float rounding.
+  each node once (2 N D D'); the BatchNorm statistics of all edges follow
+  from per-node sums, and since BN is a per-feature affine map the max over
+  neighbours is taken of the gathered Wb x_j alone (`SCC.factorised_max`),
+  so no (B, N, k, D') tensor goes through BN.
+Outputs, batch statistics, running statistics and gradients agree up to
+float rounding (and the choice among exactly tied maxima).
 
 Layout "released" reproduces the authors' TF code, which reshapes the NHWC
 tensor to [B, C, -1] without a transpose: x is permuted to (B, H, W, C) and
@@ -51,40 +54,79 @@ def gather_nodes(v: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return v.reshape(b * n, f)[flat].view(b, n, k, f)  # (B, N, k, F)
 
 
-class FactorisedEdgeProjection(torch.autograd.Function):
-    """W e_ij = (Wa - Wb) x_i + Wb x_j for all edges, with a hand-written
-    backward that never materialises a zero-filled (D', 2D) gradient per half
-    (autograd's slice backward would) nor a copy of [Wa - Wb | Wb].
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype matmuls run in: the autocast dtype where autocast is on."""
+    dev = x.device.type
+    return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
 
-    x: (B, N, D), weight: (D', 2D) = [Wa | Wb], idx: (B, N, k) -> (B, N, k, D').
+
+class NodeProjection(torch.autograd.Function):
+    """Per-node halves of the edge projection W e_ij = (Wa - Wb) x_i + Wb x_j.
+
+    x: (B, N, D), weight: (D', 2D) = [Wa | Wb] -> c = (Wa - Wb) x, p = Wb x,
+    both (B, N, D'). The hand-written backward never materialises a
+    zero-filled (D', 2D) gradient per half (autograd's slice backward would)
+    nor a copy of [Wa - Wb | Wb]. Matmuls run in the autocast dtype where
+    autocast is on (forward and backward alike), gradients come back in the
+    inputs' dtypes.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor):
+        dtype = compute_dtype(x)
+        xd, w = x.to(dtype), weight.to(dtype)
         d = x.shape[-1]
-        wa, wb = weight[:, :d], weight[:, d:]  # (D', D) views, no copies
-        pa = torch.matmul(x, wa.t())  # (B, N, D'): Wa x_i
-        pb = torch.matmul(x, wb.t())  # (B, N, D'): Wb x_j
-        ctx.save_for_backward(x, weight, idx)
-        return (pa - pb).unsqueeze(2) + gather_nodes(pb, idx)  # (B, N, k, D')
+        c = torch.matmul(xd, w[:, :d].t())  # (B, N, D'): Wa x
+        p = torch.matmul(xd, w[:, d:].t())  # (B, N, D'): Wb x
+        c.sub_(p)  # (B, N, D'): (Wa - Wb) x
+        ctx.save_for_backward(xd, w)
+        ctx.dtypes = (x.dtype, weight.dtype)
+        return c, p
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        x, weight, idx = ctx.saved_tensors
-        b, n, k, dp = grad.shape
-        d = x.shape[-1]
-        g_centre = grad.sum(dim=2)  # (B, N, D'): d/d(Wa - Wb) x_i
-        base = torch.arange(b, device=x.device).view(-1, 1, 1) * n  # (B, 1, 1)
-        g_neigh = torch.zeros(b * n, dp, dtype=grad.dtype, device=grad.device)  # (B*N, D')
-        g_neigh.index_add_(0, (idx + base).reshape(-1), grad.reshape(-1, dp))  # sum over edges into x_j
-        g_a = g_centre.reshape(b * n, dp)  # (B*N, D'): gradient of Wa x
-        g_b = g_neigh - g_a  # (B*N, D'): gradient of Wb x
-        x2 = x.reshape(b * n, d)  # (B*N, D)
-        grad_w = torch.empty_like(weight)  # (D', 2D), both halves written in place (BLAS leading dim 2D)
+    def backward(ctx, g_c: torch.Tensor, g_p: torch.Tensor):
+        xd, w = ctx.saved_tensors
+        x_dtype, w_dtype = ctx.dtypes
+        b, n, d = xd.shape
+        dp = w.shape[0]
+        g_a = g_c.to(w.dtype).reshape(b * n, dp)  # (B*N, D'): gradient of Wa x
+        g_b = g_p.to(w.dtype).reshape(b * n, dp) - g_a  # (B*N, D'): gradient of Wb x
+        x2 = xd.reshape(b * n, d)  # (B*N, D)
+        grad_w = torch.empty_like(w)  # (D', 2D), both halves written in place (BLAS leading dim 2D)
         torch.mm(g_a.t(), x2, out=grad_w[:, :d])  # (D', D) = dL/dWa
         torch.mm(g_b.t(), x2, out=grad_w[:, d:])  # (D', D) = dL/dWb
-        grad_x = (g_a @ weight[:, :d] + g_b @ weight[:, d:]).view(b, n, d)  # (B, N, D)
-        return grad_x, grad_w, None
+        grad_x = torch.addmm(g_a @ w[:, :d], g_b, w[:, d:]).view(b, n, d)  # (B, N, D)
+        return grad_x.to(x_dtype), grad_w.to(w_dtype)
+
+
+class NeighbourSumMax(torch.autograd.Function):
+    """Sum and max of node features over each node's neighbours.
+
+    q: (B, N, F), idx: (B, N, k) -> s, m (B, N, F) with s_i = sum_j q_idx[i,j]
+    and m_i = max_j q_idx[i,j]. The max's gradient goes to the maximal
+    neighbour (shared equally on exact ties).
+    """
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, idx: torch.Tensor):
+        g = gather_nodes(q, idx)  # (B, N, k, F)
+        s = g.sum(dim=2)  # (B, N, F)
+        m = g.amax(dim=2)  # (B, N, F)
+        ctx.save_for_backward(g, m, idx)
+        return s, m
+
+    @staticmethod
+    def backward(ctx, g_s: torch.Tensor, g_m: torch.Tensor):
+        g, m, idx = ctx.saved_tensors
+        b, n, k, f = g.shape
+        mask = g == m.unsqueeze(2)  # (B, N, k, F) bool: the maximal neighbours
+        ties = mask.sum(dim=2, dtype=g_m.dtype)  # (B, N, F) >= 1
+        g_edge = mask * (g_m / ties).unsqueeze(2)  # (B, N, k, F)
+        g_edge += g_s.unsqueeze(2)
+        base = torch.arange(b, device=g.device).view(-1, 1, 1) * n  # (B, 1, 1)
+        g_q = torch.zeros(b * n, f, dtype=g_edge.dtype, device=g.device)  # (B*N, F)
+        g_q.index_add_(0, (idx + base).reshape(-1), g_edge.reshape(-1, f))  # sum over edges into node j
+        return g_q.view(b, n, f), None
 
 
 class MaxOverNeighbours(torch.autograd.Function):
@@ -145,21 +187,74 @@ class SCC(nn.Module):
             return v.reshape(b, c, h, w)  # (B, C, H, W)
         return v.reshape(b, h, w, c).permute(0, 3, 1, 2).contiguous()  # (B, H, W, C) -> (B, C, H, W)
 
-    def edge_projection(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """W e_ij for every edge. x: (B, N, D), idx: (B, N, k) -> (B, N, k, D')."""
-        if self.impl == "literal":
-            xj = gather_nodes(x, idx)  # (B, N, k, D)
-            xi = x.unsqueeze(2).expand_as(xj)  # (B, N, k, D)
-            edges = torch.cat([xi, xj - xi], dim=-1)  # (B, N, k, 2D)
-            return torch.matmul(edges, self.weight.t())  # (B, N, k, D')
-        return FactorisedEdgeProjection.apply(x, self.weight, idx)  # (B, N, k, D')
+    def literal_edges(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """The edge tensor, projected and batch-normalised: BN(W e_ij).
+        x: (B, N, D), idx: (B, N, k) -> (B, N, k, D')."""
+        b, n, k = idx.shape
+        xj = gather_nodes(x, idx)  # (B, N, k, D)
+        xi = x.unsqueeze(2).expand_as(xj)  # (B, N, k, D)
+        edges = torch.cat([xi, xj - xi], dim=-1)  # (B, N, k, 2D)
+        y = torch.matmul(edges, self.weight.t())  # (B, N, k, D')
+        dp = y.shape[-1]
+        return self.bn(y.reshape(b * n * k, dp)).view(b, n, k, dp)  # (B, N, k, D') BN over the D' features
+
+    def factorised_max(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """max_j BN(W e_ij) without the edge tensor. x: (B, N, D), idx: (B, N, k) -> (B, N, D').
+
+        With c_i = (Wa - Wb) x_i and p_j = Wb x_j, an edge is y_ij = c_i + p_j.
+        The BN batch statistics over all B N k edges follow from per-node
+        sums (cnt_j: how many edges end at node j; S_i = sum_j p_j over i's
+        neighbours; centred by mc = mean c, mg = the cnt-weighted mean p):
+            mean = mc + mg
+            var  = (k sum cc^2 + 2 sum cc_i (S_i - k mg) + sum cnt_j gc_j^2) / (B N k)
+        and BN is the per-feature affine a y + (beta - a mean), a = gamma / std,
+        so max_j a (c_i + p_j) = a c_i + a s max_j (s p_j) with s = sign(gamma).
+        Same function (and gradients, by autograd) as BN over `literal_edges`
+        followed by the max; running statistics are updated the same way.
+        """
+        bn = self.bn
+        b, n, k = idx.shape
+        c, p = NodeProjection.apply(x, self.weight)  # (B, N, D') each, in the compute dtype
+        dtype = torch.promote_types(c.dtype, torch.float32)  # statistics in >= float32 (bf16 autocast too)
+        c, p = c.to(dtype), p.to(dtype)
+        gamma, beta = bn.weight, bn.bias  # (D',)
+        sign = torch.where(gamma.detach() >= 0, 1.0, -1.0).to(dtype)  # (D',)
+        s_q, m_q = NeighbourSumMax.apply(p * sign, idx)  # (B, N, D'): sum and max of s p over the neighbours
+        if bn.training or bn.running_mean is None:
+            edges = b * n * k
+            base = torch.arange(b, device=x.device).view(-1, 1, 1) * n  # (B, 1, 1)
+            cnt = torch.zeros(b * n, dtype=dtype, device=x.device).index_add_(
+                0, (idx + base).reshape(-1), torch.ones(edges, dtype=dtype, device=x.device)).view(b, n, 1)  # (B, N, 1)
+            mc = c.mean(dim=(0, 1))  # (D',)
+            mg = (cnt * p).sum(dim=(0, 1)) / edges  # (D',)
+            mean = mc + mg  # (D',)
+            cc, gc = c - mc, p - mg  # (B, N, D') centred
+            cross = cc * (s_q * sign - k * mg)  # (B, N, D'): cc_i * sum_j gc_j
+            var = (k * (cc * cc).sum(dim=(0, 1)) + 2 * cross.sum(dim=(0, 1))
+                   + (cnt * gc * gc).sum(dim=(0, 1))) / edges  # (D',) biased, as BN normalises
+            var = var.clamp_min(0.0)
+            if bn.training and bn.track_running_stats:
+                self._update_running_stats(mean.detach(), var.detach(), edges)
+        else:
+            mean, var = bn.running_mean, bn.running_var
+        a = gamma * torch.rsqrt(var + bn.eps)  # (D',)
+        return a * c + (beta - a * mean) + (a * sign) * m_q  # (B, N, D')
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
+        """As nn.BatchNorm1d in training mode (unbiased variance into running_var)."""
+        bn = self.bn
+        bn.num_batches_tracked.add_(1)
+        factor = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+        bn.running_mean.lerp_(mean, factor)
+        bn.running_var.lerp_(var * count / max(count - 1, 1), factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape  # (B, C, H, W)
         nodes = self.to_nodes(x)  # (B, N, D)
         idx = knn(nodes, self.k)  # (B, N, k)
-        y = self.edge_projection(nodes, idx)  # (B, N, k, D')
-        n, k, dp = y.shape[1:]
-        y = self.bn(y.reshape(b * n * k, dp)).view(b, n, k, dp)  # (B, N, k, D') BN over the D' features
-        y = torch.relu(MaxOverNeighbours.apply(y))  # (B, N, D') max over neighbours, then ReLU (monotone)
-        return self.from_nodes(y, h, w)  # (B, C, H, W)
+        if self.impl == "literal":
+            y = MaxOverNeighbours.apply(self.literal_edges(nodes, idx))  # (B, N, D') max over neighbours
+        else:
+            y = self.factorised_max(nodes, idx)  # (B, N, D') the same, without the edge tensor
+        return self.from_nodes(torch.relu(y), h, w)  # (B, C, H, W); ReLU after the max (monotone)
