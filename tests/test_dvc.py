@@ -5,7 +5,6 @@ stages after it, and push -> wipe -> pull restoring identical files."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 from pathlib import Path

@@ -9,7 +9,6 @@ import re
 import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 

@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 import pytest
 
-from fau.config import DatasetConfig
 from fau.datasets import read_frame_table
 from fau.datasets.frames import iter_frames
 from fau.errors import FauError

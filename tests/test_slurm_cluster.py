@@ -58,7 +58,7 @@ def _debug(proc: subprocess.CompletedProcess, workdir: Path, cluster) -> str:
     return "\n".join(parts)
 
 
-def test_toy_workflow_runs_as_slurm_jobs(slurm_cluster, tmp_path):
+def test_toy_workflow_runs_as_slurm_jobs(slurm_cluster, tmp_path):  # noqa: F811  (the imported fixture)
     cluster = slurm_cluster
     (tmp_path / "Snakefile").write_text(TOY_SNAKEFILE)
 

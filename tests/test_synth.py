@@ -7,7 +7,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from fau.config import BP4D_AUS, DISFA_AUS, DatasetConfig, SynthConfig
 from fau.datasets.expressions import MIRROR, au_trajectories
