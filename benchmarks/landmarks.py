@@ -7,16 +7,22 @@ Data: a synthetic BP4D task (1040 x 1392 JPEGs) and a synthetic DISFA video
 generator (`fau.datasets.synth.generate`) into a temporary folder. Frames
 are read with `fau.datasets.frames.iter_frames` from the frame table.
 
-(a) decode only: iterate the frames;
+(a) decode only: iterate the frames as the stage reads them (grey; the
+    colour decode is printed beside it);
 (b) naive dlib: decode, HOG detection on the full-resolution grey frame for
     every frame (upsample 0, largest face), then the 68-point predictor;
-(c) the pipeline's stage: `LandmarkDetector(LandmarksConfig()).detect_video`
-    (detection on a downscaled copy, tracking; decoding included).
+(c) the pipeline's stage: `LandmarkDetector(LandmarksConfig()).detect_rows`
+    (landmark-driven tracking with a HOG re-detection every 5th frame,
+    frames decoded ahead in a second thread; decoding included).
 (a) and (c) are repeated (interleaved, median), (b) runs once per round 1.
 
 Bars, per dataset: (b) / (c) >= 8; (c) / (a) <= 1.5; (c) gives the same
 landmarks as (b) (mean point distance <= 2 px, and found / not found alike)
-on >= 98 % of frames. dlib runs on the CPU only: --device is accepted for
+on >= 98 % of frames. Printed beside them (not a bar of the issue): (c)'s
+median error to the generator's intended landmarks / (b)'s <= 1.05, since
+the 2-px agreement mostly measures how dlib's 68 points move with the
+detection box (a box found on a coarser HOG grid moves by whole cells).
+dlib runs on the CPU only: --device is accepted for
 uniformity and ignored.
 """
 
@@ -42,6 +48,7 @@ SPEEDUP_BAR = 8.0
 OVERHEAD_BAR = 1.5
 AGREE_BAR = 0.98
 AGREE_PX = 2.0
+QUALITY_BAR = 1.05  # (c)'s median error to the generator's landmarks at most 5 % above (b)'s
 
 
 def make_datasets(work: Path, frames: int) -> dict[str, DatasetConfig]:
@@ -61,9 +68,9 @@ def video_rows(ds: DatasetConfig):
     return rows.sort_values("index" if ds.kind == "disfa" else "frame").reset_index(drop=True)
 
 
-def decode_only(ds: DatasetConfig, rows) -> int:
+def decode_only(ds: DatasetConfig, rows, grey: bool = True) -> int:
     n = 0
-    for _, img in iter_frames(ds.root, rows):
+    for _, img in iter_frames(ds.root, rows, grey=grey):
         n += img.shape[0] > 0
     return n
 
@@ -78,29 +85,37 @@ class Naive:
         self.detector = dlib.get_frontal_face_detector()
         self.predictor = dlib.shape_predictor(str(predictor_path(None)))
 
-    def run(self, ds: DatasetConfig, rows) -> np.ndarray:
-        out = []
+    def run(self, ds: DatasetConfig, rows) -> tuple[np.ndarray, np.ndarray, float]:
+        """(T, 68, 2) points, the same with the detection box moved 2 px right
+        (the predictor's own sensitivity to its box: a ceiling for any
+        agreement with (b) that does not reproduce (b)'s exact box), and the
+        wall time of (b) alone (s; without the moved-box predictions)."""
+        out, moved = [], []
+        extra, t0 = 0.0, time.perf_counter()
         for _, img in iter_frames(ds.root, rows):
             grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
             dets = self.detector(grey, 0)
             if len(dets) == 0:
                 out.append(np.full((68, 2), np.nan))
+                moved.append(np.full((68, 2), np.nan))
                 continue
             d = max(dets, key=lambda r: r.width() * r.height())
             shape = self.predictor(grey, d)
             out.append(np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64))
-        return np.stack(out)  # (T, 68, 2)
+            t1 = time.perf_counter()
+            shifted = self.dlib.rectangle(d.left() + 2, d.top(), d.right() + 2, d.bottom())
+            moved.append(np.array([[p.x, p.y] for p in self.predictor(grey, shifted).parts()], dtype=np.float64))
+            extra += time.perf_counter() - t1
+        return np.stack(out), np.stack(moved), time.perf_counter() - t0 - extra
 
 
 def pipeline(ds: DatasetConfig, rows):
-    det = LandmarkDetector(LandmarksConfig())
-    return det.detect_video(iter_frames(ds.root, rows, grey=True), total=len(rows), desc="pipeline landmarks")
+    return LandmarkDetector(LandmarksConfig()).detect_rows(ds.root, rows, desc="pipeline landmarks")
 
 
-def agreement(naive: np.ndarray, table) -> tuple[float, float, float]:
+def agreement(naive: np.ndarray, pts: np.ndarray) -> tuple[float, float, float]:
     """(share of frames agreeing, median and 98th percentile of the mean point
-    distance over frames where both found a face)."""
-    pts = points_array(table)  # (T, 68, 2)
+    distance over frames where both found a face); pts: (T, 68, 2)."""
     found_n = ~np.isnan(naive[:, 0, 0])
     found_p = ~np.isnan(pts[:, 0, 0])
     both = found_n & found_p
@@ -130,7 +145,7 @@ def main() -> int:
             rows = video_rows(ds)
             n = len(rows)
             repeats = 1 if args.quick else 3
-            ta, tc, tb = [], [], []
+            ta, tc, tb, tcol = [], [], [], []
             naive_pts, table = None, None
             for r in range(1 + repeats):  # round 0: warm-up (file cache, model load) for (a) and (c)
                 t0 = time.perf_counter()
@@ -138,17 +153,20 @@ def main() -> int:
                 t1 = time.perf_counter()
                 table = pipeline(ds, rows)
                 t2 = time.perf_counter()
+                decode_only(ds, rows, grey=False)
+                t3 = time.perf_counter()
                 if r:
                     ta.append(t1 - t0)
                     tc.append(t2 - t1)
+                    tcol.append(t3 - t2)
                 if r == 1:
-                    t3 = time.perf_counter()
-                    naive_pts = naive.run(ds, rows)
-                    tb.append(time.perf_counter() - t3)
+                    naive_pts, naive_moved, seconds = naive.run(ds, rows)
+                    tb.append(seconds)
                 print(f"  {label}: round {r + 1}/{1 + repeats}{' (warm-up)' if r == 0 else ''}", file=sys.stderr,
                       flush=True)
             a, b, c = C.median(ta), C.median(tb), C.median(tc)
-            share, med, p98 = agreement(naive_pts, table)
+            share, med, p98 = agreement(naive_pts, points_array(table))
+            ceiling = agreement(naive_pts, naive_moved)[0]
             found = int(table["success"].sum())
             found_n = int((~np.isnan(naive_pts[:, 0, 0])).sum())
             truth = load_truth(Path(ds.root), str(rows["video"].iloc[0]))
@@ -157,12 +175,15 @@ def main() -> int:
             err_b = np.nanmedian(np.linalg.norm(naive_pts - gt, axis=-1).mean(axis=-1))
             err_c = np.nanmedian(np.linalg.norm(points_array(table) - gt, axis=-1).mean(axis=-1))
             rows_out.append({"dataset": label, "frames": n, "(a) decode ms/frame": 1e3 * a / n,
+                             "colour decode ms/frame": 1e3 * C.median(tcol) / n,
                              "(b) naive ms/frame": 1e3 * b / n, "(c) pipeline ms/frame": 1e3 * c / n,
                              "(b)/(c)": b / c, "(c)/(a)": c / a, "found (b)": found_n, "found (c)": found,
-                             "agree share": share, "median px": med, "p98 px": p98,
+                             "agree share": share, "(b) box +2 px agree": ceiling, "median px": med,
+                             "p98 px": p98,
                              "(b) vs truth px": err_b, "(c) vs truth px": err_c})
         C.heading("landmarks: (a) decode only, (b) naive dlib (full-res HOG every frame), (c) pipeline stage; "
-                  f"agree = found alike and mean point distance <= {AGREE_PX:g} px; px columns: median / 98th "
+                  f"agree = found alike and mean point distance <= {AGREE_PX:g} px ('(b) box +2 px': (b) against "
+                  f"itself with its box moved 2 px); px columns: median / 98th "
                   f"percentile of the per-frame mean point distance (c) to (b), and the median to the generator's "
                   f"intended landmarks")
         print(C.table(rows_out))
@@ -170,7 +191,10 @@ def main() -> int:
             name = r["dataset"].split()[0]
             C.bar(f"landmarks[{name}] (b) naive / (c) pipeline", r["(b)/(c)"], SPEEDUP_BAR, ">=")
             C.bar(f"landmarks[{name}] (c) pipeline / (a) decode", r["(c)/(a)"], OVERHEAD_BAR, "<=")
-            C.bar(f"landmarks[{name}] frames agreeing with naive", r["agree share"], AGREE_BAR, ">=")
+            C.bar(f"landmarks[{name}] frames agreeing with naive", r["agree share"], AGREE_BAR, ">=",
+                  note=f"(b) against itself with its box moved 2 px: {r['(b) box +2 px agree']:.3g}")
+            C.bar(f"landmarks[{name}] error to truth, (c) / (b)", r["(c) vs truth px"] / r["(b) vs truth px"],
+                  QUALITY_BAR, "<=", note="not in the issue: is (c) as accurate as (b)?")
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -132,3 +132,26 @@ def test_non_contiguous_view_still_found(shared, detector):
     view = img[:, ::-1]  # a negative-stride view
     ok, _, _, pts = detector.detect(view)
     assert ok and pts.shape == (68, 2)
+
+
+def test_tracking_detects_every_fifth_frame_with_the_same_points(disfa):
+    """Landmark-driven tracking: the HOG detector runs on the first frame and
+    then every `redetect_every`-th frame; the points stay those of detecting
+    on every frame (within 3 % of the inter-ocular distance)."""
+    table = read_frame_table(disfa)
+    rows = table[table["video"] == "SN001"]
+    frames = list(iter_frames(disfa.root, rows))
+    results, runs = {}, {}
+    for every in (1, 5):
+        det = LandmarkDetector(LandmarksConfig(redetect_every=every))
+        calls = []
+        original = det._run_detector
+        det._run_detector = lambda *a, **k: calls.append(1) or original(*a, **k)
+        results[every] = points_array(det.detect_video(frames))
+        runs[every] = len(calls)
+    n = len(frames)
+    assert runs[1] >= n and runs[5] <= -(-n // 5) + 1
+    pts, ref = results[5], results[1]
+    iod = np.linalg.norm(ref[:, 36:42].mean(1) - ref[:, 42:48].mean(1), axis=1)
+    err = np.linalg.norm(pts - ref, axis=2).mean(axis=1) / iod
+    assert np.isfinite(err).all() and err.max() < 0.03, err

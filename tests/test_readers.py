@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import multiprocessing
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from fau.datasets import read_frame_table
-from fau.datasets.frames import iter_frames
+from fau.datasets.frames import iter_frames, read_ahead
 from fau.errors import FauError
 
 from conftest import DISFA_SYNTH
@@ -114,3 +115,48 @@ def test_video_frames_read_forward_only(disfa):
     assert [f for f, _ in got] == rows["frame"].tolist()
     for (frame, img) in got:
         assert np.array_equal(img, every[frame - 1])
+
+
+def _readers() -> list:
+    return [c for c in multiprocessing.active_children() if c.name == "fau-frame-reader"]
+
+
+@pytest.mark.parametrize("form", ["folders", "zip", "video"])
+def test_read_ahead_gives_the_same_frames_in_order(form, bp4d, disfa):
+    """Through the child process and its shared-memory ring (depth 2 < 12
+    frames: every slot is reused), frame numbers and pixels as iter_frames."""
+    ds = disfa if form == "video" else dataclasses.replace(bp4d, frames_form=form)
+    rows = read_frame_table(ds)
+    rows = rows[rows["video"] == rows["video"].iloc[0]]
+    want = list(iter_frames(ds.root, rows, grey=True))
+    got = [(f, img.copy()) for f, img in read_ahead(ds.root, rows, grey=True, depth=2)]
+    assert [f for f, _ in got] == [f for f, _ in want] and len(got) == len(rows) >= 6
+    for (_, x), (_, y) in zip(got, want):
+        assert np.array_equal(x, y)
+    assert not _readers()
+
+
+def test_read_ahead_raises_a_bad_frame_at_its_place(bp4d, tmp_path):
+    root = tmp_path / "BP4D"
+    shutil.copytree(bp4d.root, root, ignore=shutil.ignore_patterns("2D+3D", ".synth"))
+    ds = dataclasses.replace(bp4d, root=str(root))
+    rows = read_frame_table(ds)
+    rows = rows[rows["video"] == rows["video"].iloc[0]].reset_index(drop=True)
+    victim = root / rows["source"].iloc[4]
+    victim.write_bytes(b"")
+    got = []
+    with pytest.raises(FauError, match=f"{victim}: empty image file"):
+        for frame, _ in read_ahead(ds.root, rows, depth=3):
+            got.append(frame)
+    assert got == rows["frame"].iloc[:4].tolist()
+    assert not _readers()
+
+
+def test_read_ahead_stopped_early_ends_its_reader(disfa):
+    rows = read_frame_table(disfa)
+    rows = rows[rows["video"] == "SN001"]
+    frames = read_ahead(disfa.root, rows, depth=2)
+    next(frames), next(frames)
+    assert len(_readers()) == 1
+    frames.close()
+    assert not _readers()

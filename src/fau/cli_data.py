@@ -70,13 +70,11 @@ def add_landmarks(p: argparse.ArgumentParser) -> None:
 
 
 def run_landmarks(args: argparse.Namespace, cfg: Config) -> int:
-    from .datasets.frames import iter_frames
     from .landmarks import LandmarkDetector
 
     _logging()
     rows = _video_rows(cfg, args.video)
-    detector = LandmarkDetector(cfg.landmarks)
-    table = detector.detect_video(iter_frames(cfg.dataset.root, rows, grey=True), total=len(rows), desc=args.video)
+    table = LandmarkDetector(cfg.landmarks).detect_rows(cfg.dataset.root, rows, desc=args.video)
     path = cfg.out_dir / "landmarks" / f"{args.video}.csv"
     atomic.write_csv(path, table)
     found = int(table["success"].sum())

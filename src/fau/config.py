@@ -86,8 +86,11 @@ class SynthConfig:
 class LandmarksConfig:
     detect_width: int = 320  # detection runs on a grey copy this wide
     upsample: int = 0  # HOG detector pyramid upsampling
-    track: bool = True  # re-use the last box while landmarks stay plausible
-    track_min_overlap: float = 0.5  # box IoU between landmark hull and tracked box
+    track: bool = True  # follow the face from frame to frame (else: full detection on every frame)
+    redetect_every: int = 5  # tracking: HOG detection on every n-th frame (1: every frame)
+    max_motion: float = 0.2  # tracking: re-detect when the points move more (x face size) in a frame
+    track_min_overlap: float = 0.5  # box IoU between landmark hull and box
+    read_ahead: int = 16  # frames decoded ahead in a child process (0: none)
     min_face_fraction: float = 0.02  # smallest face (box width / frame width) accepted
     predictor: Optional[str] = None  # 68-point model file; None: face_recognition_models' copy
 
@@ -286,6 +289,8 @@ def _check(cfg: Config) -> None:
         raise FauError(f"config key 'model.input_size' is {cfg.model.input_size}; it must be a multiple of 32")
     if not cfg.dataset.aus:
         raise FauError("config key 'dataset.aus' is empty")
+    if cfg.landmarks.redetect_every < 1:
+        raise FauError(f"config key 'landmarks.redetect_every' is {cfg.landmarks.redetect_every}; it must be >= 1")
 
 
 def from_dict(data: Optional[dict]) -> Config:

@@ -8,6 +8,8 @@ seeking forward only by grabbing.
 
 from __future__ import annotations
 
+import mmap
+import multiprocessing
 import zipfile
 from pathlib import Path
 from typing import Iterator
@@ -120,3 +122,81 @@ def iter_frames(root: str | Path, rows: pd.DataFrame, grey: bool = False) -> Ite
             z.close()
         for cap, _ in caps.values():
             cap.release()
+
+
+
+def read_ahead(root: str | Path, rows: pd.DataFrame, grey: bool = False, depth: int = 16
+               ) -> Iterator[tuple[int, np.ndarray]]:
+    """`iter_frames(root, rows, grey)`, decoded up to `depth` frames ahead in
+    a child process.
+
+    Decoding then runs beside the consumer on a second core: dlib holds the
+    GIL for a whole predictor call, so a decoding *thread* would wait on it.
+    Frames travel through a shared-memory ring of `depth` slots (no copy on
+    the consumer's side): a yielded array is valid until the next frame is
+    requested. Errors keep their place: the frames before a corrupt one
+    arrive, then its FauError is raised here. Stopping early ends the child.
+    Without fork (not Linux), with depth <= 0 or a single row: plain
+    `iter_frames`.
+    """
+    if depth <= 0 or len(rows) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        yield from iter_frames(root, rows, grey)
+        return
+    first = iter_frames(root, rows.iloc[:1], grey)
+    try:
+        frame0, img0 = next(first)  # sizes the ring's slots
+    finally:
+        first.close()
+    slot_bytes = img0.nbytes
+    ring = mmap.mmap(-1, slot_bytes * depth)  # anonymous, shared with the forked child
+    ctx = multiprocessing.get_context("fork")
+    free = ctx.Semaphore(depth)  # slots the child may fill
+    recv, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_read_into_ring, args=(root, rows.iloc[1:], grey, ring, slot_bytes, depth, free, send),
+                        name="fau-frame-reader", daemon=True)
+    child.start()
+    send.close()  # the child holds the only write end: EOF when it dies
+    try:
+        yield frame0, img0
+        while True:
+            try:
+                msg = recv.recv()
+            except EOFError:
+                child.join()
+                raise FauError(f"{root}: frame reader process died (exit code {child.exitcode})") from None
+            kind = msg[0]
+            if kind == "done":
+                return
+            if kind == "error":
+                raise msg[1]
+            if kind == "array":  # larger than a slot: sent whole
+                yield msg[1], msg[2]
+                continue
+            _, frame, slot, shape, dtype = msg
+            yield frame, np.ndarray(shape, dtype, buffer=ring, offset=slot * slot_bytes)
+            free.release()  # the consumer asked for the next frame: this slot is done
+    finally:
+        if child.is_alive():
+            child.terminate()
+        child.join()
+        recv.close()
+
+
+def _read_into_ring(root, rows, grey, ring, slot_bytes, depth, free, send) -> None:
+    """Child process of `read_ahead`: decode, copy into the next free slot, announce."""
+    cv2.setNumThreads(0)  # OpenCV's thread pool does not survive fork
+    slot = 0
+    try:
+        for frame, img in iter_frames(root, rows, grey):
+            if img.nbytes > slot_bytes:
+                send.send(("array", frame, img))
+                continue
+            free.acquire()
+            np.ndarray(img.shape, img.dtype, buffer=ring, offset=slot * slot_bytes)[...] = img
+            send.send(("frame", frame, slot, img.shape, img.dtype.str))
+            slot = (slot + 1) % depth
+        send.send(("done",))
+    except Exception as e:  # raised in the parent, at this frame's place
+        send.send(("error", e))
+    finally:
+        send.close()
