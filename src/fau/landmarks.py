@@ -227,7 +227,7 @@ class LandmarkDetector:
                 track = track.moved(pts)
                 rows.append(landmark_row(frame, True, track.conf, box, pts))
                 continue
-            ok, conf, box, pts = self._detect(grey, track.det_box if track is not None else None)
+            ok, conf, box, pts = self._detect(grey, track.box_for(track.pts) if track is not None else None)
             track = _Track.start(box, pts, conf) if ok else None
             rows.append(landmark_row(frame, ok, conf, box, pts))
         return pd.DataFrame(rows, columns=COLUMNS)
@@ -250,12 +250,11 @@ def _spread(pts: np.ndarray) -> float:
 class _Track:
     """A face followed from frame to frame.
 
-    det_box: the last HOG detection's box (where re-detection searches);
-    geometry: that box relative to its landmarks ((centre offset x, y, width,
-    height) / spread); pts: the last frame's points; age: frames since the
-    detection; conf: its score."""
+    geometry: the last HOG detection's box relative to its landmarks
+    ((centre offset x, y, width, height) / spread); pts: the last frame's
+    points; age: frames since the detection; conf: its score. Re-detection
+    searches near `box_for(pts)`: where the detection's box is now."""
 
-    det_box: Box
     geometry: tuple[float, float, float, float]
     pts: np.ndarray
     conf: float
@@ -267,7 +266,7 @@ class _Track:
         s = _spread(pts)
         geometry = (((box[0] + box[2]) / 2 - cx) / s, ((box[1] + box[3]) / 2 - cy) / s,
                     (box[2] - box[0]) / s, (box[3] - box[1]) / s)
-        return _Track(box, geometry, pts, conf)
+        return _Track(geometry, pts, conf)
 
     def box_for(self, pts: np.ndarray) -> Box:
         """The detection's box moved and scaled with the points."""
@@ -278,7 +277,7 @@ class _Track:
         return (x - w * s / 2, y - h * s / 2, x + w * s / 2, y + h * s / 2)
 
     def moved(self, pts: np.ndarray) -> "_Track":
-        return _Track(self.det_box, self.geometry, pts, self.conf, self.age + 1)
+        return _Track(self.geometry, pts, self.conf, self.age + 1)
 
 
 def landmark_row(frame: int, ok: bool, conf: float, box: Optional[Box], pts: Optional[np.ndarray]) -> list:
