@@ -102,3 +102,14 @@ def test_factorised_under_bf16_autocast_trains_close_to_float32():
     assert torch.isfinite(fac.weight.grad).all() and torch.isfinite(xi.grad).all()
     assert (y.float() - ref).abs().max() <= 0.05 * ref.abs().max()  # bf16 has ~3 significant digits
     assert torch.allclose(fac.bn.running_mean, lit.bn.running_mean, rtol=0.05, atol=0.05 * lit.bn.running_mean.abs().max())
+
+
+def test_knn_under_bf16_autocast_finds_the_float32_neighbours():
+    torch.manual_seed(3)
+    x = torch.randn(2, 64, 256) + 5.0  # near-equal distances: bf16 matmuls would reorder them
+    want = knn(x, 7).sort(dim=-1)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = knn(x, 7).sort(dim=-1)[0]
+        got_bf16_input = knn(x.bfloat16(), 7).sort(dim=-1)[0]
+    assert torch.equal(got, want)
+    assert (got_bf16_input == want).float().mean() > 0.9  # bf16 inputs: only their own rounding

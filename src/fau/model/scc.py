@@ -36,9 +36,11 @@ LAYOUTS = ("paper", "released")
 def knn(x: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of each node's k nearest nodes (itself included).
 
-    x: (B, N, D) -> (B, N, k) int64.
+    x: (B, N, D) -> (B, N, k) int64. Distances in float32 even under bf16
+    autocast (bf16's 8-bit mantissa would reorder near neighbours).
     """
-    with torch.no_grad():  # indices carry no gradient
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):  # indices carry no gradient
+        x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
         inner = -2 * torch.matmul(x, x.transpose(2, 1))  # (B, N, N)
         xx = (x * x).sum(dim=-1, keepdim=True)  # (B, N, 1)
         neg_dist = -xx - inner - xx.transpose(2, 1)  # (B, N, N) = -||x_i - x_j||^2
