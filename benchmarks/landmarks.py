@@ -4,7 +4,7 @@
 
 Data: a synthetic BP4D task (1040 x 1392 JPEGs) and a synthetic DISFA video
 (1024 x 768, MJPG), `--frames` frames each, written by the project's
-generator (`fau.datasets.synth.generate`) into a temporary folder. Frames
+generator (`fau.synth.generate`) into a temporary folder. Frames
 are read with `fau.datasets.frames.iter_frames` from the frame table.
 
 (a) decode only: iterate the frames as the stage reads them (grey; the
@@ -41,7 +41,7 @@ import numpy as np
 from fau.config import DISFA_AUS, DatasetConfig, LandmarksConfig, SynthConfig
 from fau.datasets import read_frame_table
 from fau.datasets.frames import iter_frames
-from fau.datasets.synth import generate, load_truth
+from fau.synth import generate, load_truth
 from fau.landmarks import LandmarkDetector, points_array, predictor_path
 
 SPEEDUP_BAR = 8.0

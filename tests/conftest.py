@@ -29,7 +29,7 @@ def shared() -> Path:
 @pytest.fixture(scope="session")
 def bp4d(tmp_path_factory) -> DatasetConfig:
     """2 subjects x 2 tasks x 12 frames, 520 x 696, folders + zip form."""
-    from fau.datasets.synth import generate
+    from fau.synth import generate
 
     root = tmp_path_factory.mktemp("synth") / "BP4D"
     ds = DatasetConfig(name="t_bp4d", kind="bp4d", root=str(root), aus=BP4D_AUS)
@@ -40,7 +40,7 @@ def bp4d(tmp_path_factory) -> DatasetConfig:
 @pytest.fixture(scope="session")
 def disfa(tmp_path_factory) -> DatasetConfig:
     """2 subjects x 12 frames, 512 x 384 MJPG videos."""
-    from fau.datasets.synth import generate
+    from fau.synth import generate
 
     root = tmp_path_factory.mktemp("synth") / "DISFA"
     ds = DatasetConfig(name="t_disfa", kind="disfa", root=str(root), aus=DISFA_AUS)

@@ -12,7 +12,7 @@ import pytest
 from fau.config import LandmarksConfig
 from fau.datasets import read_frame_table
 from fau.datasets.frames import iter_frames
-from fau.datasets.synth import load_truth
+from fau.synth import load_truth
 from fau.landmarks import COLUMNS, LandmarkDetector, points_array
 
 AU_OWN = {12: [48, 54], 26: [7, 8, 9, 57]}  # the lip corners; the chin and lower lip

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 
 from fau.config import BP4D_AUS, DISFA_AUS, DatasetConfig, SynthConfig
-from fau.datasets.expressions import MIRROR, au_trajectories
-from fau.datasets.synth import generate, load_truth, subject_ids
-from fau.datasets.warp import delaunay, warp_piecewise
+from fau.synth.expressions import MIRROR, au_trajectories
+from fau.synth import generate, load_truth, subject_ids
+from fau.synth.warp import delaunay, warp_piecewise
 
 from conftest import BP4D_SYNTH, DISFA_SYNTH
 

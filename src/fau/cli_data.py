@@ -34,7 +34,7 @@ def add_synth(p: argparse.ArgumentParser) -> None:
 
 
 def run_synth(args: argparse.Namespace, cfg: Config) -> int:
-    from .datasets.synth import generate
+    from .synth import generate
 
     _logging()
     path = generate(cfg.dataset, cfg.synth, cfg.seed)

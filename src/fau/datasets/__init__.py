@@ -1,4 +1,4 @@
-"""Dataset readers (BP4D, DISFA), frame access and the synthetic generator."""
+"""Dataset readers (BP4D, DISFA) and frame access (the synthetic generator is `fau.synth`)."""
 
 from __future__ import annotations
 
