@@ -69,7 +69,7 @@ def tiny_config(**sections):
         "model": {"backbone": "resnet18", "input_size": 64, "head_channels": [64, 32, 32]},
         "train": {"epochs": 2, "batch_size": 8, "lr_milestones": [], "device": "cpu"},
         "eval": {"batch_size": 16},
-        "tracking": {"enabled": False},
+        "mlflow": {"enabled": False},
     }
     return from_dict(deep_merge(base, sections))
 

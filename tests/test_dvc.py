@@ -42,7 +42,7 @@ def test_dvc_repro_push_pull(tmp_path):
     repo = copy_workflow(tmp_path / "repo", with_src=True)
     # The shipped config/config.yaml (every key dvc.yaml names as params), made tiny.
     cfg = deep_merge(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()), TINY)
-    cfg.update({"results": "results", "tracking": {"enabled": False}})
+    cfg.update({"results": "results", "mlflow": {"enabled": False}})
     cfg["dataset"]["root"] = "data/synth/BP4D"
     (repo / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     (repo / ".gitignore").write_text(".snakemake/\n__pycache__/\n")

@@ -7,7 +7,8 @@ import torch
 
 from fau.cli import main
 from fau.errors import FauError
-from fau.evaluate import evaluate_fold, pool, predict_heatmaps
+from fau.evaluate import evaluate_fold, pool
+from fau.inference import predict_heatmaps
 from fau.metrics import au_metrics
 from fau.train import train_fold
 from model_fixtures import AU_NAMES, make_annotation_set, tiny_config, fold
@@ -106,7 +107,7 @@ def test_cli_train_evaluate_pool(tmp_path, capsys):
     (out / "folds.json").write_text(json.dumps([fold(("S1", "S2"), ("S3",), "fold1"),
                                                 fold(("S2", "S3"), ("S1",), "fold2")]))
     (out / "parent.json").write_text(json.dumps({"enabled": False}))
-    cfg = json.dumps({"dataset": {"aus": [6, 12, 17]}, "tracking": {"enabled": False},
+    cfg = json.dumps({"dataset": {"aus": [6, 12, 17]}, "mlflow": {"enabled": False},
                       "model": {"backbone": "resnet18", "input_size": 64, "head_channels": [32, 32, 32]},
                       "train": {"epochs": 1, "batch_size": 8, "device": "cpu", "lr_milestones": []}})
     common = ["--config-json", cfg, "--out", str(out), "--parent", str(out / "parent.json")]

@@ -38,7 +38,7 @@ def local_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("local")
     wf = copy_workflow(base / "wf")
     with mlflow_server(base / "mlflow") as url:
-        cfg = write_config(base / "tiny.yaml", base, tracking={"uri": url, "experiment": "e2e"})
+        cfg = write_config(base / "tiny.yaml", base, mlflow={"uri": url, "experiment": "e2e"})
         t0 = time.time()
         proc = snakemake(["--cores", "2", "--configfile", str(cfg)], cwd=wf)
         yield {"base": base, "out": base / "results" / "tiny", "url": url, "wf": wf, "cfg": cfg,
@@ -104,7 +104,7 @@ def test_mlflow_server_shows_parent_children_and_metrics(local_run):
 def test_same_seed_same_metrics_on_rerun(local_run, tmp_path):
     """A second local run from scratch with the same config and seed gives
     the same pooled metrics (CPU)."""
-    cfg = write_config(tmp_path / "again.yaml", tmp_path, tracking={"enabled": False})
+    cfg = write_config(tmp_path / "again.yaml", tmp_path, mlflow={"enabled": False})
     snakemake(["--cores", "2", "--configfile", str(cfg)], cwd=local_run["wf"])
     a = json.loads((local_run["out"] / "metrics.json").read_text())["pooled"]
     b = json.loads((tmp_path / "results" / "tiny" / "metrics.json").read_text())["pooled"]
@@ -115,7 +115,7 @@ def test_same_seed_same_metrics_on_rerun(local_run, tmp_path):
 
 def test_slurm_profile_runs_every_job_through_slurm(local_run, tmp_path, slurm_cluster):  # noqa: F811
     wf = copy_workflow(tmp_path / "wf")
-    cfg = write_config(tmp_path / "slurm.yaml", tmp_path, tracking={"enabled": False}, resources={"gpu": 1})
+    cfg = write_config(tmp_path / "slurm.yaml", tmp_path, mlflow={"enabled": False}, resources={"gpu": 1})
     before = {line.split("|")[0] for line in slurm_cluster.sacct("-X", "-S", "now-1days", "-o", "JobID").split()}
     t0 = time.time()
     proc = snakemake(["--profile", str(wf / "profiles" / "slurm"), "--configfile", str(cfg)], cwd=wf, timeout=1500)

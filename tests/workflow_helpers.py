@@ -48,7 +48,7 @@ def write_config(path: Path, base: Path, **overrides) -> Path:
 
     cfg = deep_merge(TINY, {"results": str(base / "results"),
                             "dataset": {"root": str(base / "data" / "BP4D")},
-                            "tracking": {"uri": f"sqlite:///{base / 'results' / 'mlflow.db'}"}})
+                            "mlflow": {"uri": f"sqlite:///{base / 'results' / 'mlflow.db'}"}})
     cfg = deep_merge(cfg, overrides)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path

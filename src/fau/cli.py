@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("fau.cli_model", "train the SCC heatmap network on one fold (resumes from its checkpoint)"),
     "evaluate": ("fau.cli_model", "predict a fold's test subjects and compute ICC(3,1) / MAE / PCC per AU"),
     "pool": ("fau.cli_model", "pool all folds' predictions: pooled metrics and per-fold mean +- sd"),
-    "track-start": ("fau.cli_workflow", "create the MLflow parent run of a workflow invocation (before the fan-out)"),
+    "mlflow-start": ("fau.cli_workflow", "create the MLflow parent run of a workflow invocation (before the fan-out)"),
     "report": ("fau.cli_workflow", "write the report (tables and figures) for a finished run"),
 }
 

@@ -2,7 +2,7 @@
 
 They read `<out>/folds.json` and `<out>/annotations.csv` (`<out>` =
 results/<dataset name>, or --out) and write to `<out>/<fold>/`; with
---parent (the workflow's tracking/parent.json) they log to the fold's MLflow
+--parent (the workflow's mlflow/parent.json) they log to the fold's MLflow
 child run (pool: to the parent run).
 """
 
@@ -44,11 +44,11 @@ def _common(p: argparse.ArgumentParser, fold: bool = True) -> None:
         p.add_argument("--threads", type=int, default=None, help="CPU threads for this job (and data workers)")
     p.add_argument("--out", type=Path, default=None, help="results folder of the dataset (default results/<name>)")
     p.add_argument("--parent", type=Path, default=None,
-                   help="tracking/parent.json of the workflow run: log to MLflow under it")
+                   help="mlflow/parent.json of the workflow run: log to MLflow under it")
 
 
 def _fold_run(args: argparse.Namespace, cfg: Config, out: Path, fold_dir: Path):
-    from .tracking import FoldRun, open_fold_run
+    from .mlflow_runs import FoldRun, open_fold_run
 
     if args.parent is None:
         return FoldRun(None, None)
@@ -115,7 +115,7 @@ def add_pool(p: argparse.ArgumentParser) -> None:
 
 def run_pool(args: argparse.Namespace, cfg: Config) -> int:
     from .evaluate import pool
-    from .tracking import parent_run
+    from .mlflow_runs import parent_run
 
     out = args.out or cfg.out_dir
     result = pool([out / f["name"] for f in read_folds(out)], out)

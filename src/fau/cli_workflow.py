@@ -1,4 +1,4 @@
-"""`fau track-start` and `fau report`: the workflow-level commands."""
+"""`fau mlflow-start` and `fau report`: the workflow-level commands."""
 
 from __future__ import annotations
 
@@ -8,31 +8,31 @@ from pathlib import Path
 from .config import Config
 
 
-def add_track_start(p: argparse.ArgumentParser) -> None:
+def add_mlflow_start(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None,
-                   help="where to write the parent run's IDs (default <out>/tracking/parent.json)")
+                   help="where to write the parent run's IDs (default <out>/mlflow/parent.json)")
 
 
-def run_track_start(args: argparse.Namespace, cfg: Config) -> int:
-    from .tracking import PARENT_FILE, start_parent
+def run_mlflow_start(args: argparse.Namespace, cfg: Config) -> int:
+    from .mlflow_runs import PARENT_FILE, start_parent
 
     out = args.out or cfg.out_dir / PARENT_FILE
     info = start_parent(cfg, out)
     if info.get("enabled"):
         print(f"MLflow parent run {info['run_name']} ({info['run_id']}) at {info['uri']}")
     else:
-        print("tracking disabled (tracking.enabled: false)")
+        print("MLflow logging disabled (mlflow.enabled: false)")
     return 0
 
 
 def add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parent", type=Path, default=None,
-                   help="parent run file (tracking/parent.json): log the report and figures there")
+                   help="parent run file (mlflow/parent.json): log the report and figures there")
 
 
 def run_report(args: argparse.Namespace, cfg: Config) -> int:
     from .report import write_report
-    from .tracking import parent_run
+    from .mlflow_runs import parent_run
 
     path = write_report(cfg, cfg.out_dir)
     print(f"report: {path}")

@@ -153,7 +153,7 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
-class TrackingConfig:
+class MlflowConfig:
     enabled: bool = True
     uri: str = "sqlite:///results/mlflow.db"
     experiment: str = "fau"
@@ -189,7 +189,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
 

@@ -113,7 +113,7 @@ def plot_history(histories: dict[str, pd.DataFrame], path: Path) -> None:
 def plot_heatmaps(cfg: Config, fold_dir: Path, rows: pd.DataFrame, table_dir: Path, path: Path) -> None:
     """The seed's demo: predicted AU heatmaps (max over each AU's two points)
     overlaid on test crops, with predicted and true intensities."""
-    from .evaluate import predict_heatmaps
+    from .inference import predict_heatmaps
 
     aus = cfg.dataset.au_names
     images, heatmaps, intensities = predict_heatmaps(cfg, fold_dir / "model.pt", rows, table_dir)

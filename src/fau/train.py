@@ -242,8 +242,12 @@ def _train(cfg: Config, fold: dict, rows: pd.DataFrame, n_excluded: int, table_d
             on_epoch(epoch, {"loss": row["loss"], "lr": lr})
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    # The preprocessing the training crops went through, so that inference on
+    # new videos (`fau predict`) repeats it exactly.
+    preprocessing = {"landmarks": to_plain(cfg.landmarks), "crops": to_plain(cfg.crops)}
     atomic.torch_save(out_dir / MODEL, {"state_dict": state, "model_config": to_plain(m_cfg), "aus": aus,
                                         "normalization": t_cfg.normalization, "epochs": t_cfg.epochs,
+                                        "preprocessing": preprocessing,
                                         "history": history, "n_train": len(rows), "n_excluded": n_excluded,
                                         "signature": sig})
     atomic.write_csv(out_dir / HISTORY, pd.DataFrame(history, columns=["epoch", "loss", "lr", "seconds"]))

@@ -7,12 +7,12 @@ rule evaluate:
         model=f"{OUT}/{{fold}}/model.pt",
         annotations=f"{OUT}/annotations.csv",
         folds=f"{OUT}/folds.json",
-        parent=f"{OUT}/tracking/parent.json",
+        parent=f"{OUT}/mlflow/parent.json",
     output:
         predictions=f"{OUT}/{{fold}}/predictions.csv",
         metrics=f"{OUT}/{{fold}}/metrics.csv",
     params:
-        cfg=config_json("model", "eval", "tracking"),
+        cfg=config_json("model", "eval", "mlflow"),
     log:
         f"{OUT}/logs/evaluate/{{fold}}.log",
     benchmark:
@@ -32,13 +32,13 @@ rule evaluate:
 rule pool:
     input:
         predictions=expand(f"{OUT}/{{fold}}/predictions.csv", fold=FOLDS, allow_missing=True),
-        parent=f"{OUT}/tracking/parent.json",
+        parent=f"{OUT}/mlflow/parent.json",
     output:
         csv=f"{OUT}/metrics.csv",
         json=f"{OUT}/metrics.json",
         folds=f"{OUT}/metrics_folds.csv",
     params:
-        cfg=config_json("folds", "tracking"),
+        cfg=config_json("folds", "mlflow"),
     log:
         f"{OUT}/logs/pool.log",
     conda:

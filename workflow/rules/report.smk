@@ -9,12 +9,12 @@ rule report:
         predictions=expand(f"{OUT}/{{fold}}/predictions.csv", fold=FOLDS, allow_missing=True),
         histories=expand(f"{OUT}/{{fold}}/history.csv", fold=FOLDS, allow_missing=True),
         models=expand(f"{OUT}/{{fold}}/model.pt", fold=FOLDS, allow_missing=True),
-        parent=f"{OUT}/tracking/parent.json",
+        parent=f"{OUT}/mlflow/parent.json",
     output:
         report=f"{OUT}/report.md",
         figures=directory(f"{OUT}/figures"),
     params:
-        cfg=config_json("crops", "folds", "model", "train", "eval", "tracking", "report"),
+        cfg=config_json("crops", "folds", "model", "train", "eval", "mlflow", "report"),
     log:
         f"{OUT}/logs/report.log",
     benchmark:

@@ -2,31 +2,31 @@
 # then one training job per fold (GPU job on a cluster when resources.gpu > 0).
 
 
-rule tracking_parent:
+rule mlflow_parent:
     input:
         f"{OUT}/folds.json",
     output:
-        f"{OUT}/tracking/parent.json",
+        f"{OUT}/mlflow/parent.json",
     params:
-        cfg=config_json("crops", "folds", "model", "train", "tracking"),
+        cfg=config_json("crops", "folds", "model", "train", "mlflow"),
     log:
-        f"{OUT}/logs/tracking_parent.log",
+        f"{OUT}/logs/mlflow_parent.log",
     conda:
         "../../envs/train.yaml"
     shell:
-        "fau track-start --config-json {params.cfg} --out {output} 2> {log}"
+        "fau mlflow-start --config-json {params.cfg} --out {output} 2> {log}"
 
 
 rule train:
     input:
         annotations=f"{OUT}/annotations.csv",
         folds=f"{OUT}/folds.json",
-        parent=f"{OUT}/tracking/parent.json",
+        parent=f"{OUT}/mlflow/parent.json",
     output:
         model=f"{OUT}/{{fold}}/model.pt",
         history=f"{OUT}/{{fold}}/history.csv",
     params:
-        cfg=config_json("model", "train", "tracking"),
+        cfg=config_json("landmarks", "crops", "model", "train", "mlflow"),
     log:
         f"{OUT}/logs/train/{{fold}}.log",
     benchmark:

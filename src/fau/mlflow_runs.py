@@ -1,8 +1,8 @@
-"""MLflow tracking: one parent run per workflow invocation, one child run per fold.
+"""MLflow runs: one parent run per workflow invocation, one child run per fold.
 
-The parent run is created once, before the fan-out (`fau track-start`,
-Snakemake rule `tracking_parent`), and its ID is written to
-`<out>/tracking/parent.json`. Each fold's training job opens a child run
+The parent run is created once, before the fan-out (`fau mlflow-start`,
+Snakemake rule `mlflow_parent`), and its ID is written to
+`<out>/mlflow/parent.json`. Each fold's training job opens a child run
 under it (params: the resolved config, git commit, dataset fingerprint;
 metrics: per epoch), records the child's ID in `<fold dir>/mlflow_run.json`
 (so a resumed training and the evaluation job log to the same run), and the
@@ -28,7 +28,7 @@ from . import atomic
 from .config import Config
 from .errors import FauError
 
-PARENT_FILE = "tracking/parent.json"
+PARENT_FILE = "mlflow/parent.json"
 CHILD_FILE = "mlflow_run.json"
 
 
@@ -50,14 +50,14 @@ def resolve_uri(uri: str) -> str:
 
 
 def _experiment_id(client, cfg: Config) -> str:
-    exp = client.get_experiment_by_name(cfg.tracking.experiment)
+    exp = client.get_experiment_by_name(cfg.mlflow.experiment)
     if exp is not None:
         return exp.experiment_id
     artifact_location = None
-    if cfg.tracking.uri.startswith("sqlite:"):
+    if cfg.mlflow.uri.startswith("sqlite:"):
         # Local store: artefacts beside the results, not in the current folder.
         artifact_location = (Path(cfg.results).resolve() / "mlartifacts").as_uri()
-    return client.create_experiment(cfg.tracking.experiment, artifact_location=artifact_location)
+    return client.create_experiment(cfg.mlflow.experiment, artifact_location=artifact_location)
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, str]:
@@ -94,7 +94,7 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise FauError(f"{path}: missing (run the tracking_parent rule / `fau track-start` first)") from None
+        raise FauError(f"{path}: missing (run the mlflow_parent rule / `fau mlflow-start` first)") from None
     except json.JSONDecodeError as e:
         raise FauError(f"{path}: not valid JSON ({e.msg})") from None
 
@@ -109,11 +109,11 @@ def _log_params(client, run_id: str, params: dict[str, str]) -> None:
 
 def start_parent(cfg: Config, out_file: Path) -> dict:
     """Create the workflow invocation's parent run; write its IDs to out_file."""
-    if not cfg.tracking.enabled:
+    if not cfg.mlflow.enabled:
         info = {"enabled": False}
         atomic.write_text(out_file, json.dumps(info, indent=2) + "\n")
         return info
-    uri = resolve_uri(cfg.tracking.uri)
+    uri = resolve_uri(cfg.mlflow.uri)
     try:
         client = _client(uri)
         exp_id = _experiment_id(client, cfg)
@@ -124,7 +124,7 @@ def start_parent(cfg: Config, out_file: Path) -> dict:
     except FauError:
         raise
     except Exception as e:  # mlflow raises many types; one line for the user
-        raise FauError(f"tracking URI {cfg.tracking.uri}: cannot create the parent run ({type(e).__name__}: "
+        raise FauError(f"MLflow URI {cfg.mlflow.uri}: cannot create the parent run ({type(e).__name__}: "
                        f"{str(e).splitlines()[0] if str(e) else ''})") from None
     info = {"enabled": True, "uri": uri, "experiment_id": exp_id, "run_id": run.info.run_id, "run_name": name}
     atomic.write_text(out_file, json.dumps(info, indent=2) + "\n")
@@ -133,7 +133,7 @@ def start_parent(cfg: Config, out_file: Path) -> dict:
 
 @dataclass
 class FoldRun:
-    """A fold's child run (or a no-op when tracking is disabled)."""
+    """A fold's child run (or a no-op when MLflow logging is disabled)."""
 
     uri: Optional[str]
     run_id: Optional[str]
