@@ -212,24 +212,17 @@ class LandmarkDetector:
             return None
         return box, pts
 
+    def tracker(self) -> "FaceTracker":
+        """A frame-by-frame tracker (`FaceTracker.step`): what `detect_video`
+        runs, for callers that stream frames (`fau predict`)."""
+        return FaceTracker(self)
+
     def detect_video(self, frames: Iterable[tuple[int, np.ndarray]], total: Optional[int] = None,
                      desc: str = "landmarks") -> pd.DataFrame:
         """(frame number, image) pairs -> the landmark table (`COLUMNS`), one row per frame."""
-        rows = []
-        track: Optional[_Track] = None
-        for frame, image in tqdm(frames, total=total, desc=desc, unit="frame", leave=False):
-            grey = _grey(image)
-            followed = None
-            if track is not None and self.cfg.track and track.age + 1 < self.cfg.redetect_every:
-                followed = self._follow(grey, track)
-            if followed is not None:
-                box, pts = followed
-                track = track.moved(pts)
-                rows.append(landmark_row(frame, True, track.conf, box, pts))
-                continue
-            ok, conf, box, pts = self._detect(grey, track.box_for(track.pts) if track is not None else None)
-            track = _Track.start(box, pts, conf) if ok else None
-            rows.append(landmark_row(frame, ok, conf, box, pts))
+        tracker = self.tracker()
+        rows = [landmark_row(frame, *tracker.step(image))
+                for frame, image in tqdm(frames, total=total, desc=desc, unit="frame", leave=False)]
         return pd.DataFrame(rows, columns=COLUMNS)
 
     def detect_rows(self, root: str | Path, rows: pd.DataFrame, desc: str = "landmarks") -> pd.DataFrame:
@@ -239,6 +232,31 @@ class LandmarkDetector:
 
         frames = read_ahead(root, rows, grey=True, depth=self.cfg.read_ahead)
         return self.detect_video(frames, total=len(rows), desc=desc)
+
+
+class FaceTracker:
+    """The landmark stage's per-frame logic with its state: follow the face
+    by its landmarks, re-detect every `redetect_every` frames or when the
+    points jump. `step(image)` (BGR or grey, frames in order) -> (success,
+    confidence, box, pts68 (68, 2) or None)."""
+
+    def __init__(self, detector: LandmarkDetector):
+        self.det = detector
+        self.track: Optional[_Track] = None
+
+    def step(self, image: np.ndarray) -> tuple[bool, float, Optional[Box], Optional[np.ndarray]]:
+        det, cfg, track = self.det, self.det.cfg, self.track
+        grey = _grey(image)
+        followed = None
+        if track is not None and cfg.track and track.age + 1 < cfg.redetect_every:
+            followed = det._follow(grey, track)
+        if followed is not None:
+            box, pts = followed
+            self.track = track.moved(pts)
+            return True, self.track.conf, box, pts
+        ok, conf, box, pts = det._detect(grey, track.box_for(track.pts) if track is not None else None)
+        self.track = _Track.start(box, pts, conf) if ok else None
+        return ok, conf, box, pts
 
 
 def _spread(pts: np.ndarray) -> float:

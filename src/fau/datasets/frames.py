@@ -12,7 +12,7 @@ import mmap
 import multiprocessing
 import zipfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Union
 
 import cv2
 import numpy as np
@@ -128,53 +128,92 @@ def iter_frames(root: str | Path, rows: pd.DataFrame, grey: bool = False) -> Ite
 def read_ahead(root: str | Path, rows: pd.DataFrame, grey: bool = False, depth: int = 16
                ) -> Iterator[tuple[int, np.ndarray]]:
     """`iter_frames(root, rows, grey)`, decoded up to `depth` frames ahead in
-    a child process.
+    a child process (`prefetch`).
 
     Decoding then runs beside the consumer on a second core: dlib holds the
     GIL for a whole predictor call, so a decoding *thread* would wait on it.
-    Frames travel through a shared-memory ring of `depth` slots (no copy on
-    the consumer's side): a yielded array is valid until the next frame is
-    requested. Errors keep their place: the frames before a corrupt one
-    arrive, then its FauError is raised here. Stopping early ends the child.
-    Without fork (not Linux), with depth <= 0 or a single row: plain
-    `iter_frames`.
+    A yielded array is valid until the next frame is requested. Errors keep
+    their place: the frames before a corrupt one arrive, then its FauError is
+    raised here. Stopping early ends the child. Without fork (not Linux),
+    with depth <= 0 or a single row: plain `iter_frames`.
     """
-    if depth <= 0 or len(rows) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if depth <= 0 or len(rows) < 2 or not can_prefetch():
         yield from iter_frames(root, rows, grey)
         return
     first = iter_frames(root, rows.iloc[:1], grey)
     try:
-        frame0, img0 = next(first)  # sizes the ring's slots
+        item0 = next(first)  # sizes the ring's slots
     finally:
         first.close()
-    slot_bytes = img0.nbytes
+    yield from prefetch(item0, lambda: iter_frames(root, rows.iloc[1:], grey), depth, where=str(root))
+
+
+Payload = Union[np.ndarray, tuple[np.ndarray, ...]]  # one image, or several (e.g. colour + grey)
+_ALIGN = 64  # byte alignment of each array inside a ring slot
+
+
+def can_prefetch() -> bool:
+    """Whether `prefetch` can run a child process (needs fork)."""
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _layout(arrays: tuple[np.ndarray, ...]) -> tuple[list[int], int]:
+    """Byte offsets of `arrays` packed into one slot, and the bytes used."""
+    offsets, pos = [], 0
+    for a in arrays:
+        offsets.append(pos)
+        pos += -(-a.nbytes // _ALIGN) * _ALIGN
+    return offsets, pos
+
+
+def prefetch(first: tuple[int, Payload], rest: Callable[[], Iterator[tuple[int, Payload]]], depth: int = 16,
+             where: str = "frames") -> Iterator[tuple[int, Payload]]:
+    """`first`, then the items of `rest()`, where `rest()` runs in a child
+    process up to `depth` items ahead of the consumer.
+
+    Items are (frame number, payload): an array or a tuple of arrays. They
+    travel through a shared-memory ring of `depth` slots, each sized for
+    `first`'s payload (a larger one is sent whole through the pipe), so the
+    consumer copies nothing: a yielded array is valid until the next item is
+    requested. An exception in `rest()` is raised here after the items before
+    it. Stopping early ends the child. `rest` is called in the child (after
+    fork): it opens its own files. Without fork or with depth <= 0 it runs
+    here."""
+    if depth <= 0 or not can_prefetch():
+        yield first
+        yield from rest()
+        return
+    arrays0 = first[1] if isinstance(first[1], tuple) else (first[1],)
+    slot_bytes = max(_ALIGN, _layout(arrays0)[1])
     ring = mmap.mmap(-1, slot_bytes * depth)  # anonymous, shared with the forked child
     ctx = multiprocessing.get_context("fork")
     free = ctx.Semaphore(depth)  # slots the child may fill
     recv, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_read_into_ring, args=(root, rows.iloc[1:], grey, ring, slot_bytes, depth, free, send),
+    child = ctx.Process(target=_fill_ring, args=(rest, ring, slot_bytes, depth, free, send),
                         name="fau-frame-reader", daemon=True)
     child.start()
     send.close()  # the child holds the only write end: EOF when it dies
     try:
-        yield frame0, img0
+        yield first
         while True:
             try:
                 msg = recv.recv()
             except EOFError:
                 child.join()
-                raise FauError(f"{root}: frame reader process died (exit code {child.exitcode})") from None
+                raise FauError(f"{where}: frame reader process died (exit code {child.exitcode})") from None
             kind = msg[0]
             if kind == "done":
                 return
             if kind == "error":
                 raise msg[1]
-            if kind == "array":  # larger than a slot: sent whole
+            if kind == "whole":  # larger than a slot: sent whole
                 yield msg[1], msg[2]
                 continue
-            _, frame, slot, shape, dtype = msg
-            yield frame, np.ndarray(shape, dtype, buffer=ring, offset=slot * slot_bytes)
-            free.release()  # the consumer asked for the next frame: this slot is done
+            _, frame, slot, specs, is_tuple = msg
+            base = slot * slot_bytes
+            views = tuple(np.ndarray(shape, dtype, buffer=ring, offset=base + off) for shape, dtype, off in specs)
+            yield frame, views if is_tuple else views[0]
+            free.release()  # the consumer asked for the next item: this slot is done
     finally:
         if child.is_alive():
             child.terminate()
@@ -182,21 +221,27 @@ def read_ahead(root: str | Path, rows: pd.DataFrame, grey: bool = False, depth: 
         recv.close()
 
 
-def _read_into_ring(root, rows, grey, ring, slot_bytes, depth, free, send) -> None:
-    """Child process of `read_ahead`: decode, copy into the next free slot, announce."""
+def _fill_ring(rest, ring, slot_bytes, depth, free, send) -> None:
+    """Child process of `prefetch`: decode, copy into the next free slot, announce."""
     cv2.setNumThreads(0)  # OpenCV's thread pool does not survive fork
     slot = 0
     try:
-        for frame, img in iter_frames(root, rows, grey):
-            if img.nbytes > slot_bytes:
-                send.send(("array", frame, img))
+        for frame, payload in rest():
+            is_tuple = isinstance(payload, tuple)
+            arrays = payload if is_tuple else (payload,)
+            offsets, used = _layout(arrays)
+            if used > slot_bytes:
+                send.send(("whole", frame, payload))
                 continue
             free.acquire()
-            np.ndarray(img.shape, img.dtype, buffer=ring, offset=slot * slot_bytes)[...] = img
-            send.send(("frame", frame, slot, img.shape, img.dtype.str))
+            base = slot * slot_bytes
+            for a, off in zip(arrays, offsets):
+                np.ndarray(a.shape, a.dtype, buffer=ring, offset=base + off)[...] = a
+            send.send(("frame", frame, slot, [(a.shape, a.dtype.str, off) for a, off in zip(arrays, offsets)],
+                       is_tuple))
             slot = (slot + 1) % depth
         send.send(("done",))
-    except Exception as e:  # raised in the parent, at this frame's place
+    except Exception as e:  # raised in the parent, at this item's place
         send.send(("error", e))
     finally:
         send.close()
