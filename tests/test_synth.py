@@ -100,7 +100,8 @@ def test_disfa_mp4v_codec(tmp_path):
 
 
 def test_subject_ids_like_the_real_ones():
-    assert subject_ids("bp4d", 5) == ["F001", "M001", "F002", "M002", "F003"]
+    # BP4D: numbered per sex, the sex of each person's dominant photo (see fau.synth.faces.ORDER).
+    assert subject_ids("bp4d", 8) == ["F001", "M001", "M002", "F002", "M003", "M004", "M005", "F003"]
     ids = subject_ids("disfa", 27)
     assert ids[:3] == ["SN001", "SN002", "SN003"] and ids[-1] == "SN032"
     assert not {"SN014", "SN015", "SN019", "SN020", "SN022"} & set(ids)

@@ -100,31 +100,62 @@ def _bump(n: int, centre: float, width: float, peak: float) -> np.ndarray:
     return peak * 0.5 * (1 + np.cos(np.pi * x))
 
 
-def au_trajectories(rng: np.random.Generator, aus: tuple[int, ...], n: int, offset: int = 0) -> np.ndarray:
+REST = 0.15  # share of a video's frames at each end with a neutral face (videos start and end at rest)
+
+# AUs that are never animated on their own when the dataset does not label
+# them, but move with labelled AUs: lips part (AU25) in a broad smile and with
+# a strong upper-lip raise. A frame whose labelled AUs are all 0 is neutral.
+COUPLED: dict[int, dict[int, float]] = {25: {12: 0.5, 10: 0.6}}
+
+
+def au_trajectories(rng: np.random.Generator, aus: tuple[int, ...], n: int, offset: int = 0,
+                    labelled: tuple[int, ...] | None = None) -> np.ndarray:
     """Integer AU intensities 0..5, shape (n, len(aus)), smooth over time.
 
-    A video is a chain of expression events (one DRIVERS group each, peak
-    3..5.5, at most two overlapping); the groups rotate with `offset` (the
-    video's number) so a dataset visits all of them. Each AU also gets its own
-    occasional event (probability 0.35, peak 2..5.5), so co-occurrence is
-    strong but not perfect, and small smooth noise."""
-    names = list(DRIVERS)
-    width = 0.45 * n if n < 40 else float(rng.uniform(14, 30))
-    count = max(1, int(np.ceil(n / (0.6 * width))))
-    value = {au: np.zeros(n) for au in aus}
+    Only `labelled` AUs (default: all of `aus`) get events. A video starts
+    and ends at rest (the first and last REST of its frames are all 0, from
+    10 frames on); in between it is a chain of expression events (one
+    DRIVERS group each, restricted to the labelled AUs, peak 3..5.5, at most
+    two overlapping); the groups rotate
+    with `offset` (the video's number) so a dataset visits all of them. Each
+    labelled AU also gets its own occasional event (probability 0.35, peak
+    2..5.5), so co-occurrence is strong but not perfect, and small smooth
+    noise. An unlabelled AU is 0, except a COUPLED one, which follows the
+    labelled AUs it is tied to (and is 0 wherever they all are)."""
+    labelled = tuple(aus) if labelled is None else tuple(a for a in labelled if a in aus)
+    names = [name for name, group in DRIVERS.items() if set(group) & set(labelled)]
+    rest = int(round(REST * n)) if n >= 10 else 0  # neutral frames at each end
+    span = n - 2 * rest
+    window = np.zeros(n)
+    window[rest:n - rest] = 1.0
+    width = 0.45 * span if span < 40 else float(rng.uniform(14, 30))
+    count = max(1, int(np.ceil(span / (0.6 * width))))
+    value = {au: np.zeros(n) for au in labelled}
     for k in range(count):
-        centre = (k + 0.5) * n / count + rng.uniform(-0.1, 0.1) * width
+        centre = rest + (k + 0.5) * span / count + rng.uniform(-0.1, 0.1) * width
         bump = _bump(n, centre, width * rng.uniform(0.8, 1.2), rng.uniform(3.0, 5.5))
+        if not names:
+            continue
         for au, w in DRIVERS[names[(offset + k) % len(names)]].items():
             if au in value:
                 value[au] = np.maximum(value[au], w * bump)
     out = np.zeros((n, len(aus)))
     for j, au in enumerate(aus):
+        if au not in value:
+            continue
         v = value[au]
         if rng.uniform() < 0.35:
-            v = np.maximum(v, _bump(n, rng.uniform(0, n - 1), width * rng.uniform(0.6, 1.0), rng.uniform(2.0, 5.5)))
-        out[:, j] = v + 0.3 * _smooth_noise(rng, n, 2.0)
-    return np.clip(np.rint(out), 0, 5).astype(np.int64)
+            v = np.maximum(v, _bump(n, rng.uniform(rest, n - rest - 1), width * rng.uniform(0.6, 1.0),
+                                    rng.uniform(2.0, 5.5)))
+        out[:, j] = (v + 0.3 * _smooth_noise(rng, n, 2.0)) * window
+    out = np.clip(np.rint(out), 0, 5)
+    col = {au: j for j, au in enumerate(aus)}
+    active = out[:, [col[a] for a in labelled]].max(axis=1) > 0 if labelled else np.zeros(n, bool)  # (n,)
+    for au, ties in COUPLED.items():
+        if au in col and au not in labelled:
+            v = np.max([w * out[:, col[a]] for a, w in ties.items() if a in labelled] or [np.zeros(n)], axis=0)
+            out[:, col[au]] = np.where(active, np.clip(np.rint(v), 0, 5), 0)
+    return out.astype(np.int64)
 
 
 def head_motion(rng: np.random.Generator, n: int, iod: float) -> np.ndarray:

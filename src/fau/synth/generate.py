@@ -1,8 +1,9 @@
-"""Synthetic BP4D / DISFA: real face photos animated by AU-driven landmark warps.
+"""Synthetic BP4D / DISFA: distinct synthetic people (`fau.synth.faces`)
+animated by AU-driven landmark warps.
 
 `generate(ds, synth, seed)` writes a dataset at `ds.root` in the official
-layout of `ds.kind` (../shared/reference/datasets.md), with the default path
-patterns of `fau.config.DEFAULT_PATTERNS` (`ds.patterns` overrides apply):
+layout of `ds.kind` (docs/formats.md), with the default path patterns of
+`fau.config.DEFAULT_PATTERNS` (`ds.patterns` overrides apply):
 
 - BP4D: `<root>/<subject>/<task>/<frame>.jpg` (frame numbers start at a
   random offset, not zero-padded), optionally `<root>/2D+3D/<subject>.zip`
@@ -11,14 +12,17 @@ patterns of `fau.config.DEFAULT_PATTERNS` (`ds.patterns` overrides apply):
 - DISFA: `<root>/Videos_LeftCamera/LeftVideoSN001_comp.avi` (MJPG or mp4v)
   and `ActionUnit_Labels/SN001/SN001_au1.txt` (`frame,intensity`, 1-based).
 
-Every AU of `expressions.AU_MOTION` moves the face (the dataset's AUs are the
-labelled ones). Ground truth for tests lives in the hidden `<root>/.synth/`:
-`<video>_landmarks.npz` (`frames`, `points` (T, 68, 2) intended landmarks,
-`expression` (T, 68, 2) before head motion, `neutral` (68, 2), `head`
-(T, 2, 3) head-motion similarity, `aus`, `intensities` (T, n)) and
-`manifest.json` (written last). Same seed and config -> identical files.
+Every subject starts from a neutral face (closed relaxed lips, brows and lids
+at rest), so an intensity means the same face change for everyone. Only the
+dataset's labelled AUs move the face (plus AU25, lips apart, tied to a broad
+smile or a strong upper-lip raise where it is not labelled): a frame whose
+labels are all 0 shows the neutral face. Ground truth for tests lives in the
+hidden `<root>/.synth/`: `<video>_landmarks.npz` (`frames`, `points` (T, 68,
+2) intended landmarks, `expression` (T, 68, 2) before head motion, `neutral`
+(68, 2), `head` (T, 2, 3) head-motion similarity, `aus`, `intensities` (T,
+n)) and `manifest.json` (written last: videos, and per subject its source
+photos, their people and weights). Same seed and config -> identical files.
 """
-
 from __future__ import annotations
 
 import io
@@ -34,8 +38,8 @@ from tqdm import tqdm
 from .. import atomic
 from ..config import DatasetConfig, SynthConfig, to_plain
 from ..errors import FauError
-from .expressions import AU_MOTION, au_displacement, au_trajectories, head_motion
-from .faces import FEMALE, MALE, PHOTOS, Subject, make_subject
+from .expressions import AU_MOTION, au_displacement, au_trajectories, face_axes, head_motion
+from .faces import ORDER, PHOTOS, Recipe, Subject, make_subject, recipes
 from .warp import delaunay, ring_points, warp_piecewise
 
 DISFA_IDS = tuple(f"SN{i:03d}" for i in range(1, 33) if i not in (14, 15, 19, 20, 22))
@@ -46,9 +50,17 @@ FACE_FRACTION = {"bp4d": 0.45, "disfa": 0.42}  # face width (jaw span) / min(fra
 
 
 def subject_ids(kind: str, n: int) -> list[str]:
-    """IDs like the real ones: BP4D F001, M001, F002, ...; DISFA SN001, SN002, ... (no SN014...)."""
+    """IDs like the real ones. BP4D: F001, M001, ... numbered per sex, the
+    sex of person i's dominant photo (`faces.recipes`); DISFA: SN001, SN002,
+    ... (no SN014, ...)."""
     if kind == "bp4d":
-        return [f"{'F' if i % 2 == 0 else 'M'}{i // 2 + 1:03d}" for i in range(n)]
+        count = {"F": 0, "M": 0}
+        out = []
+        for i in range(n):
+            sex = PHOTOS[ORDER[i % len(ORDER)]].sex
+            count[sex] += 1
+            out.append(f"{sex}{count[sex]:03d}")
+        return out
     if kind == "disfa":
         if n > len(DISFA_IDS):
             raise FauError(f"config key 'synth.subjects' is {n}; DISFA has only {len(DISFA_IDS)} subject IDs")
@@ -58,16 +70,6 @@ def subject_ids(kind: str, n: int) -> list[str]:
 
 def _rng(seed: int, *keys: str | int) -> np.random.Generator:
     return np.random.default_rng([int(seed)] + [zlib.crc32(str(k).encode()) for k in keys])
-
-
-def _photo_for(kind: str, subject: str, index: int) -> tuple[str, bool]:
-    """Photo and mirroring of a subject: BP4D F/M IDs take female/male photos."""
-    if kind == "bp4d":
-        pool = FEMALE if subject[0] == "F" else MALE
-        k = int(subject[1:]) - 1
-    else:
-        pool, k = PHOTOS, index
-    return pool[k % len(pool)], bool((k // len(pool)) % 2)
 
 
 class Renderer:
@@ -102,6 +104,38 @@ class Renderer:
         m[:, 2] += (dx, dy)
         return m  # (2, 3)
 
+    def mouth_interior(self, img: np.ndarray, expr: np.ndarray) -> np.ndarray:
+        """Where the lips part (beyond the neutral gap), the inside of the
+        mouth: dark, with the upper teeth below the upper lip (up to 0.45 of
+        the opening, at most 0.1 IOD), faded in over the first 0.08 IOD."""
+        gap = float(np.hypot(*(expr[66] - expr[62])))
+        opening = gap - self.neutral_gap
+        alpha = float(np.clip(opening / (0.08 * self.iod), 0, 1)) * 0.9
+        if alpha <= 0:
+            return img
+        inner = expr[60:68]  # (8, 2)
+        lo = np.floor(inner.min(axis=0)).astype(int) - 2
+        hi = np.ceil(inner.max(axis=0)).astype(int) + 3
+        h, w = img.shape[:2]
+        x0, y0, x1, y1 = max(0, lo[0]), max(0, lo[1]), min(w, hi[0]), min(h, hi[1])
+        if x1 <= x0 or y1 <= y0:
+            return img
+        off = np.array([x0, y0], np.float64)
+        region = img[y0:y1, x0:x1]
+        inside = np.zeros(region.shape[:2], np.float32)
+        cv2.fillPoly(inside, [np.round((inner - off) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+        paint = np.empty_like(region)
+        paint[...] = (35, 25, 55)
+        _, _, v, _ = face_axes(expr)
+        upper = expr[[60, 61, 62, 63, 64]]  # upper inner lip, image-left to image-right
+        depth = min(0.45 * opening, 0.1 * self.iod)
+        teeth = np.vstack([upper, (upper + depth * v)[::-1]])
+        cv2.fillPoly(paint, [np.round((teeth - off) * 16).astype(np.int32)], (200, 208, 214), cv2.LINE_AA, shift=4)
+        a = (alpha * inside)[..., None]
+        out = img.copy()
+        out[y0:y1, x0:x1] = np.clip(a * paint + (1 - a) * region, 0, 255).astype(np.uint8)
+        return out
+
     def render(self, intensities: dict[int, float], head: np.ndarray, noise_seed: int
                ) -> tuple[np.ndarray, np.ndarray]:
         """-> (BGR frame (H, W, 3), intended landmarks before head motion (68, 2))."""
@@ -110,13 +144,7 @@ class Renderer:
         expr = pts + disp
         dst = np.vstack([expr, self.halo + HALO_FOLLOW * disp[self.halo_parent], self.ring])
         img = warp_piecewise(self.subject.frame, self.src, dst, self.tris, self.region)
-        gap = float(np.hypot(*(expr[66] - expr[62])))
-        alpha = float(np.clip((gap - self.neutral_gap) / (0.08 * self.iod), 0, 1)) * 0.85
-        if alpha > 0:
-            mouth = img.copy()
-            cv2.fillPoly(mouth, [np.round(expr[60:68] * 16).astype(np.int32)], (35, 25, 55),
-                         lineType=cv2.LINE_AA, shift=4)
-            img = cv2.addWeighted(mouth, alpha, img, 1 - alpha, 0)
+        img = self.mouth_interior(img, expr)
         h, w = img.shape[:2]
         img = cv2.warpAffine(img, head, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
         noise = np.empty(img.shape, np.int16)
@@ -134,10 +162,11 @@ def _encode_jpeg(img: np.ndarray, quality: int) -> bytes:
 
 
 def _sequence(renderer: Renderer, rng: np.random.Generator, n: int, seed: int, video: str,
-              desc: str, number: int):
-    """Yield (i, frame, points, expression, head matrix, intensities row) for one video."""
+              desc: str, number: int, labelled: tuple[int, ...]):
+    """Yield (i, frame, points, expression, head matrix, intensities row) for
+    one video; only the `labelled` AUs (and those COUPLED to them) move."""
     motion_aus = tuple(sorted(AU_MOTION))
-    traj = au_trajectories(rng, motion_aus, n, offset=3 * number)  # (n, A)
+    traj = au_trajectories(rng, motion_aus, n, offset=3 * number, labelled=labelled)  # (n, A)
     head = head_motion(rng, n, renderer.iod)  # (n, 4)
     for i in tqdm(range(n), desc=desc, unit="frame", leave=False):
         m = renderer.head_matrix(*head[i])
@@ -167,13 +196,13 @@ def _check_aus(ds: DatasetConfig) -> None:
                        f"animate (known: {', '.join(map(str, sorted(AU_MOTION)))})")
 
 
-def _generate_bp4d(ds: DatasetConfig, synth: SynthConfig, seed: int, root: Path) -> list[str]:
+def _generate_bp4d(ds: DatasetConfig, synth: SynthConfig, seed: int, root: Path,
+                   people: list[Recipe]) -> list[str]:
     videos = []
     motion_aus = sorted(AU_MOTION)
     col = {au: motion_aus.index(au) for au in ds.aus}
     for si, subject_id in enumerate(tqdm(subject_ids("bp4d", synth.subjects), desc="synth subjects", unit="subject")):
-        name, mirrored = _photo_for("bp4d", subject_id, si)
-        subject = make_subject(subject_id, name, mirrored, synth.width, synth.height,
+        subject = make_subject(subject_id, people[si], synth.width, synth.height,
                                _rng(seed, subject_id, "identity"), FACE_FRACTION["bp4d"])
         renderer = Renderer(subject)
         members: list[tuple[str, bytes]] = []
@@ -188,7 +217,8 @@ def _generate_bp4d(ds: DatasetConfig, synth: SynthConfig, seed: int, root: Path)
             frames = list(range(start, start + n))
             rows = []
             labels = []
-            for i, img, pts, expr, m, inten in _sequence(renderer, rng, n, seed, video, video, len(videos)):
+            for i, img, pts, expr, m, inten in _sequence(renderer, rng, n, seed, video, video, len(videos),
+                                                          tuple(ds.aus)):
                 data = _encode_jpeg(img, synth.jpeg_quality)
                 rel = ds.pattern("frames").format(subject=subject_id, task=task, frame=frames[i])
                 atomic.write_bytes(root / rel, data)
@@ -220,13 +250,13 @@ def _generate_bp4d(ds: DatasetConfig, synth: SynthConfig, seed: int, root: Path)
     return videos
 
 
-def _generate_disfa(ds: DatasetConfig, synth: SynthConfig, seed: int, root: Path) -> list[str]:
+def _generate_disfa(ds: DatasetConfig, synth: SynthConfig, seed: int, root: Path,
+                    people: list[Recipe]) -> list[str]:
     videos = []
     motion_aus = sorted(AU_MOTION)
     fourcc = cv2.VideoWriter_fourcc(*synth.codec)
     for si, subject_id in enumerate(tqdm(subject_ids("disfa", synth.subjects), desc="synth subjects", unit="subject")):
-        name, mirrored = _photo_for("disfa", subject_id, si)
-        subject = make_subject(subject_id, name, mirrored, synth.width, synth.height,
+        subject = make_subject(subject_id, people[si], synth.width, synth.height,
                                _rng(seed, subject_id, "identity"), FACE_FRACTION["disfa"])
         renderer = Renderer(subject)
         rng = _rng(seed, subject_id)
@@ -240,7 +270,7 @@ def _generate_disfa(ds: DatasetConfig, synth: SynthConfig, seed: int, root: Path
                 raise FauError(f"{path}: OpenCV cannot write a {synth.codec} video here")
             try:
                 for i, img, pts, expr, m, inten in _sequence(renderer, rng, synth.frames, seed, subject_id,
-                                                              subject_id, len(videos)):
+                                                              subject_id, len(videos), tuple(ds.aus)):
                     writer.write(img)
                     rows.append((pts, expr, m, inten))
                     labels.append(inten)
@@ -263,15 +293,21 @@ def generate(ds: DatasetConfig, synth: SynthConfig, seed: int) -> Path:
         raise FauError("config keys 'synth.frames' (>= 2), 'synth.subjects' and 'synth.tasks' (>= 1) are too small")
     if synth.width < 160 or synth.height < 160:
         raise FauError(f"config keys 'synth.width'/'synth.height' ({synth.width}x{synth.height}) are below 160 px")
+    if ds.kind not in ("bp4d", "disfa"):
+        raise FauError(f"config key 'dataset.kind' is {ds.kind!r}; expected bp4d or disfa")
     root = Path(ds.root)
     root.mkdir(parents=True, exist_ok=True)
+    ids = subject_ids(ds.kind, synth.subjects)
+    people = recipes(synth.subjects, seed)
     if ds.kind == "bp4d":
-        videos = _generate_bp4d(ds, synth, seed, root)
-    elif ds.kind == "disfa":
-        videos = _generate_disfa(ds, synth, seed, root)
+        videos = _generate_bp4d(ds, synth, seed, root, people)
     else:
-        raise FauError(f"config key 'dataset.kind' is {ds.kind!r}; expected bp4d or disfa")
+        videos = _generate_disfa(ds, synth, seed, root, people)
+    subjects = {sid: r.to_dict() for sid, r in zip(ids, people)}
+    sources = sorted({n for r in people for n, _ in r.sources})
     manifest = {"kind": ds.kind, "seed": int(seed), "aus": list(ds.aus), "videos": videos,
+                "subjects": subjects, "people": len(people), "source_photos": sources,
+                "source_people": sorted({PHOTOS[n].person for n in sources}),
                 "synth": to_plain(synth), "patterns": {k: ds.pattern(k) for k in _pattern_keys(ds.kind)}}
     path = root / SIDECAR / "manifest.json"
     atomic.write_bytes(path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())

@@ -1,0 +1,153 @@
+"""The synthetic benchmark is a fair test: a neutral zero for everyone, and
+distinct people (morphs of several photos), recorded in the manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fau.align import alignment
+from fau.config import BP4D_AUS, DISFA_AUS, CropsConfig, DatasetConfig, SynthConfig
+from fau.datasets import read_frame_table
+from fau.synth import generate, load_truth
+from fau.synth.faces import ORDER, PHOTOS, faces_dir, recipes
+
+# 8 people (all seven photos dominate one, the first twice), 2 short tasks each, small frames.
+SYNTH = SynthConfig(subjects=8, tasks=2, frames=16, width=300, height=400)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> DatasetConfig:
+    ds = DatasetConfig(name="people", kind="bp4d", root=str(tmp_path_factory.mktemp("people") / "BP4D"),
+                       aus=BP4D_AUS)
+    generate(ds, SYNTH, seed=3)
+    return ds
+
+
+def _axes(pts: np.ndarray) -> tuple[np.ndarray, float]:
+    """Vertical face axis (towards the chin) and inter-ocular distance, from the eye centres."""
+    d = pts[42:48].mean(axis=0) - pts[36:42].mean(axis=0)
+    iod = float(np.hypot(*d))
+    return np.array([-d[1], d[0]]) / iod, iod
+
+
+def _gap(pts: np.ndarray) -> float:
+    v, iod = _axes(pts)
+    return float(np.mean([(pts[lo] - pts[up]) @ v for up, lo in ((61, 67), (62, 66), (63, 65))]) / iod)
+
+
+def _corner_height(pts: np.ndarray) -> float:
+    v, iod = _axes(pts)
+    return float((pts[[48, 54]].mean(axis=0) - pts[[51, 57, 62, 66]].mean(axis=0)) @ v / iod)
+
+
+def _average_face_corner_height() -> float:
+    """The reference: the shipped average face's own landmarks, found by dlib on the photo."""
+    from fau.landmarks import LandmarkDetector
+    from fau.config import LandmarksConfig
+
+    img = cv2.imread(str(faces_dir() / "AverageMaleFace.jpg"))
+    ok, _, _, pts = LandmarkDetector(LandmarksConfig(detect_width=10_000, track=False)).detect(img)
+    assert ok
+    return _corner_height(pts)
+
+
+def test_frames_with_all_labels_zero_show_a_neutral_face(dataset):
+    """Every frame whose label files say 0 for every AU: lips closed (inner-lip
+    gap <= 0.03 IOD) and mouth corners as high, relative to the lip centre, as
+    the average face's (within 0.02 IOD), for every person."""
+    ref = _average_face_corner_height()
+    table = read_frame_table(dataset)
+    aus = dataset.au_names
+    zero = table[(table[aus] == 0).all(axis=1)]
+    people_seen = set(zero["subject"])
+    assert len(zero) >= 0.1 * len(table) and people_seen == set(table["subject"]), \
+        "too few all-zero frames to test (videos start and end at rest)"
+    checked = 0
+    for video, rows in zero.groupby("video"):
+        truth = load_truth(Path(dataset.root), video)
+        index = {int(f): i for i, f in enumerate(truth["frames"])}
+        for frame in rows["frame"]:
+            pts = truth["points"][index[int(frame)]]
+            assert _gap(pts) <= 0.03, (video, frame, _gap(pts))
+            assert abs(_corner_height(pts) - ref) <= 0.02, (video, frame, _corner_height(pts), ref)
+            checked += 1
+    assert checked == len(zero)
+
+
+def test_the_mouth_opens_only_with_lips_apart(dataset):
+    """Lips part (gap beyond a closed mouth's) only in frames where AU25 or
+    AU26 is active, and the dark mouth interior is drawn only there."""
+    for video in json.loads((Path(dataset.root) / ".synth" / "manifest.json").read_text())["videos"]:
+        truth = load_truth(Path(dataset.root), video)
+        aus = list(truth["aus"])
+        apart = (truth["intensities"][:, aus.index(25)] > 0) | (truth["intensities"][:, aus.index(26)] > 0)
+        gaps = np.array([_gap(p) for p in truth["points"]])
+        assert (gaps[~apart] <= 0.03).all(), video
+        # AU25 here only comes with a labelled AU that pulls or raises the lips (not alone).
+        labelled = truth["intensities"][:, [aus.index(a) for a in BP4D_AUS]]
+        assert (labelled[apart] > 0).any(axis=1).all(), video
+
+
+def test_every_person_is_a_morph_of_several_photos_recorded_in_the_manifest(dataset):
+    manifest = json.loads((Path(dataset.root) / ".synth" / "manifest.json").read_text())
+    subjects = manifest["subjects"]
+    assert len(subjects) == SYNTH.subjects == manifest["people"]
+    recipes_seen = set()
+    for sid, rec in subjects.items():
+        sources = rec["sources"]
+        assert len(sources) >= 2, sid
+        assert abs(sum(s["weight"] for s in sources) - 1) < 1e-3
+        assert len({s["person"] for s in sources}) == len(sources), f"{sid}: one person twice"
+        assert sources[0]["weight"] == max(s["weight"] for s in sources)  # dominant first
+        assert rec["dominant_person"] == sources[0]["person"]
+        key = tuple((s["photo"], s["weight"]) for s in sources) + (rec["mirrored"],)
+        assert key not in recipes_seen, f"{sid} repeats another person's recipe"
+        recipes_seen.add(key)
+    # All seven shipped photos take part, the average face and Biden included.
+    assert set(manifest["source_photos"]) == set(PHOTOS) and len(PHOTOS) == 7
+    assert {s["photo"] for r in subjects.values() for s in r["sources"]} == set(PHOTOS)
+
+
+def _texture(img: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Band-pass texture of the aligned face, normalised (for correlations)."""
+    crop = cv2.warpAffine(img, alignment(pts, CropsConfig().template), (256, 256))
+    g = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY).astype(np.float32), (128, 128))
+    lap = cv2.Laplacian(cv2.GaussianBlur(g, (0, 0), 1.5), cv2.CV_32F)
+    return (lap - lap.mean()) / lap.std()
+
+
+def test_no_two_people_are_the_same_photo_recoloured(dataset):
+    """The first frame of each person's first task (labels 0: neutral): the
+    aligned faces' texture correlates far less between two people than
+    between a frame and a recoloured copy of it."""
+    root = Path(dataset.root)
+    manifest = json.loads((root / ".synth" / "manifest.json").read_text())
+    faces = {}
+    for sid in manifest["subjects"]:
+        truth = load_truth(root, f"{sid}_T1")
+        img = cv2.imread(str(root / sid / "T1" / f"{int(truth['frames'][0])}.jpg"))
+        faces[sid] = (img, truth["points"][0])
+    feats = {sid: _texture(*f) for sid, f in faces.items()}
+    sid0, (img0, pts0) = next(iter(faces.items()))
+    recoloured = np.clip(img0.astype(np.float32) * [0.8, 1.1, 1.05] + 12, 0, 255).astype(np.uint8)
+    assert float((feats[sid0] * _texture(recoloured, pts0)).mean()) > 0.95
+    ids = list(feats)
+    worst = max(float((feats[a] * feats[b]).mean()) for i, a in enumerate(ids) for b in ids[i + 1:])
+    assert worst < 0.6, worst
+
+
+def test_default_recipes_use_every_photo_as_dominant_and_disfa_too(tmp_path):
+    people = recipes(12, seed=0)
+    assert [r.sources[0][0] for r in people[:7]] == list(ORDER)
+    assert len({(r.sources, r.mirrored) for r in people}) == 12
+    # The DISFA layout gets the same kind of people.
+    ds = DatasetConfig(name="p_disfa", kind="disfa", root=str(tmp_path / "DISFA"), aus=DISFA_AUS)
+    generate(ds, SynthConfig(subjects=2, frames=4, width=256, height=192), seed=0)
+    manifest = json.loads((tmp_path / "DISFA" / ".synth" / "manifest.json").read_text())
+    assert list(manifest["subjects"]) == ["SN001", "SN002"]
+    assert all(len(r["sources"]) >= 2 for r in manifest["subjects"].values())
