@@ -1,19 +1,24 @@
 """Typed configuration: `config/*.yaml` -> frozen dataclasses.
 
-Every section has defaults here; a YAML file overrides them key by key.  An
-unknown key or a value of the wrong type raises `FauError` naming the key, so
-a typo stops a run before any work.  There is no global config object: code
-receives the section it needs.
+Every section has defaults here; a YAML file overrides them key by key. The
+mapping is checked once, against the JSON schema shipped with the package
+(`fau/schemas/config.schema.yaml`, also `workflow/schemas/`): types, enums,
+ranges and unknown keys. A violation raises `FauError` naming the key
+(`config key 'train.epochs' is 0; must be >= 1`), so a typo stops a run
+before any work, in Snakemake and in the `fau` command alike. There is no
+global config object: code receives the section it needs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,7 +29,7 @@ from .errors import FauError
 BP4D_AUS = (6, 10, 12, 14, 17)
 DISFA_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
 
-# Default path patterns of the official layouts (../shared/reference/datasets.md).
+# Default path patterns of the official layouts (docs/formats.md).
 DEFAULT_PATTERNS = {
     "bp4d": {
         "frames": "{subject}/{task}/{frame}.jpg",
@@ -103,7 +108,7 @@ class CropsConfig:
     template: dict = field(
         default_factory=lambda: {"left_eye": [86.0, 100.0], "right_eye": [170.0, 100.0], "mouth": [128.0, 178.0]}
     )
-    au_points: dict = field(default_factory=dict)  # AU -> two point specs; {} = method.md table
+    au_points: dict = field(default_factory=dict)  # AU -> two point specs; {} = fau.au_locations' table
 
 
 @dataclass(frozen=True)
@@ -193,11 +198,6 @@ class Config:
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
 
-    @property
-    def out_dir(self) -> Path:
-        """results/<dataset name>"""
-        return Path(self.results) / self.dataset.name
-
     def to_dict(self) -> dict:
         return to_plain(self)
 
@@ -216,88 +216,109 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
-def _convert(value: Any, tp: Any, key: str) -> Any:
+def _convert(value: Any, tp: Any) -> Any:
+    """A schema-valid plain value -> the dataclass field's type (lists ->
+    tuples, ints -> floats, mappings -> nested dataclasses)."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
+        if value is None:
             return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(value, inner[0], key)
+        return _convert(value, next(a for a in args if a is not type(None)))
     if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise FauError(f"config key '{key}' must be a mapping, got {type(value).__name__}")
-        return _build(tp, value, key + ".")
+        return _build(tp, value)
     if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise FauError(f"config key '{key}' must be a list, got {type(value).__name__}")
         elem = args[0] if args else Any
-        return tuple(_convert(v, elem, f"{key}[{i}]") for i, v in enumerate(value))
+        return tuple(_convert(v, elem) for v in value)
     if tp is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise FauError(f"config key '{key}' must be a mapping, got {type(value).__name__}")
         return dict(value)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise FauError(f"config key '{key}' must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise FauError(f"config key '{key}' must be an integer, got {value!r}")
-        return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise FauError(f"config key '{key}' must be a number, got {value!r}")
         return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise FauError(f"config key '{key}' must be a string, got {value!r}")
-        return value
+    if tp is int:
+        return int(value)
     return value
 
 
-def _build(cls: type, data: dict, prefix: str = "") -> Any:
+def _build(cls: type, data: dict) -> Any:
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for k, v in data.items():
-        if k not in names:
-            close = difflib.get_close_matches(str(k), names, n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-            raise FauError(f"config key '{prefix}{k}' is not known{hint}")
-        kwargs[k] = _convert(v, hints[k], prefix + k)
-    return cls(**kwargs)
+    return cls(**{k: _convert(v, hints[k]) for k, v in data.items()})
 
 
-def _check(cfg: Config) -> None:
-    choices = {
-        "dataset.kind": (cfg.dataset.kind, ("bp4d", "disfa")),
-        "dataset.frames_form": (cfg.dataset.frames_form, ("folders", "zip")),
-        "model.backbone": (cfg.model.backbone, ("resnet18", "resnet34", "resnet50")),
-        "model.scc.impl": (cfg.model.scc.impl, ("factorised", "literal")),
-        "model.scc.layout": (cfg.model.scc.layout, ("paper", "released")),
-        "train.device": (cfg.train.device, ("auto", "cpu", "cuda")),
-        "train.normalization": (cfg.train.normalization, ("imagenet", "tf_mean")),
-        "synth.codec": (cfg.synth.codec, ("MJPG", "mp4v")),
-    }
-    for key, (val, allowed) in choices.items():
-        if val not in allowed:
-            raise FauError(f"config key '{key}' is {val!r}; expected one of {', '.join(allowed)}")
-    if cfg.model.input_size % 32:
-        raise FauError(f"config key 'model.input_size' is {cfg.model.input_size}; it must be a multiple of 32")
-    if not cfg.dataset.aus:
-        raise FauError("config key 'dataset.aus' is empty")
-    if cfg.landmarks.redetect_every < 1:
-        raise FauError(f"config key 'landmarks.redetect_every' is {cfg.landmarks.redetect_every}; it must be >= 1")
+SCHEMA_FILE = "schemas/config.schema.yaml"
+
+
+@functools.cache
+def schema() -> dict:
+    """The config's JSON schema (package data of `fau`)."""
+    return yaml.safe_load(resources.files("fau").joinpath(SCHEMA_FILE).read_text())
+
+
+def _key(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+_TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+               "object": "a mapping", "array": "a list", "null": "null"}
+
+
+def _type_words(types_: str | list) -> str:
+    types_ = [types_] if isinstance(types_, str) else list(types_)
+    return " or ".join(_TYPE_WORDS.get(t, t) for t in types_)
+
+
+def schema_error_message(err) -> str:
+    """A jsonschema ValidationError -> one line naming the config key."""
+    key, v, val, inst = _key(err.absolute_path), err.validator, err.validator_value, err.instance
+    where = f"config key '{key}'" if key else "the config"
+    if v == "additionalProperties" and isinstance(inst, dict):
+        known = list(err.schema.get("properties", {}))
+        extra = next(k for k in inst if k not in known)
+        full = f"{key}.{extra}" if key else str(extra)
+        close = difflib.get_close_matches(str(extra), known, n=1)
+        hint = f" (did you mean '{key + '.' if key else ''}{close[0]}'?)" if close else ""
+        return f"config key '{full}' is not known{hint}"
+    if v == "type":
+        return f"{where} must be {_type_words(val)}, got {inst!r}"
+    if v == "enum":
+        return f"{where} is {inst!r}; expected one of {', '.join(map(str, val))}"
+    bounds = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+    if v in bounds:
+        return f"{where} is {inst!r}; must be {bounds[v]} {val}"
+    if v == "multipleOf":
+        return f"{where} is {inst!r}; must be a multiple of {val}"
+    if v in ("minItems", "maxItems"):
+        n = "at least" if v == "minItems" else "at most"
+        return f"{where} has {len(inst)} items; must have {n} {val}"
+    if v == "pattern":
+        return f"{where} is {inst!r}; must match {val}"
+    if v == "required":
+        missing = [k for k in val if k not in inst]
+        return f"{where} needs the key{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+    return f"{where}: {err.message}"
+
+
+def validate(data: dict) -> None:
+    """Check a plain config mapping against the schema; FauError naming the
+    offending key (an unknown key first, else the first in key order)."""
+    from jsonschema import Draft202012Validator
+
+    errors = list(Draft202012Validator(schema()).iter_errors(data))
+    if errors:
+        # Unknown keys first (the commonest mistake), then the first in document order.
+        first = min(errors, key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.absolute_path]))
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise FauError(schema_error_message(first) + more)
 
 
 def from_dict(data: Optional[dict]) -> Config:
-    """Build and check a Config from a plain mapping (YAML, Snakemake's `config`)."""
-    cfg = _build(Config, dict(data or {}))
-    _check(cfg)
-    return cfg
+    """Check a plain mapping (YAML, Snakemake's `config`) against the schema
+    and build the typed Config from it."""
+    data = dict(data or {})
+    validate(data)
+    return _build(Config, data)
 
 
 def deep_merge(base: dict, over: dict) -> dict:
