@@ -4,9 +4,12 @@
 #   snakemake --cores all                                   # embedded synthetic default
 #   snakemake --profile profiles/slurm --configfile config/bp4d.yaml
 #
-# Thin entry: config, schema validation, the stage files. The logic lives in
-# the `fau` package (src/fau/); each rule calls one `fau` command.
-from snakemake.utils import min_version, validate
+# Thin entry: the config and the stage files. Snakefile -> rules (they own
+# every path: workflow/rules/*.smk) -> scripts (a few lines of glue each:
+# workflow/scripts/*.py) -> the `fau` library (src/fau/). The config is
+# checked once, against workflow/schemas/config.schema.yaml, by
+# fau.config.from_dict in common.smk (before any job, naming the bad key).
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -14,14 +17,7 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-# The typed config (src/fau/config.py) names a wrong key with a suggestion;
-# the JSON schema documents every key and checks ranges.
 include: "workflow/rules/common.smk"
-
-
-validate(config, "workflow/schemas/config.schema.yaml")
-
-
 include: "workflow/rules/synth.smk"
 include: "workflow/rules/landmarks.smk"
 include: "workflow/rules/crops.smk"

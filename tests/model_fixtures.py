@@ -76,3 +76,19 @@ def tiny_config(**sections):
 
 def fold(train: tuple[str, ...] = ("S1", "S2", "S3"), test: tuple[str, ...] = ("S4",), name: str = "fold1") -> dict:
     return {"name": name, "train": list(train), "test": list(test)}
+
+
+def train_into(cfg, data: Path, fold_: dict, fold_dir: Path, **kwargs):
+    """`fau.train.train_fold` with the fold's files in one folder (model.pt, history.csv, checkpoint.pt)."""
+    from fau.train import train_fold
+
+    return train_fold(cfg, data, fold_, fold_dir / "model.pt", fold_dir / "history.csv", fold_dir / "checkpoint.pt",
+                      **kwargs)
+
+
+def evaluate_into(cfg, data: Path, fold_: dict, fold_dir: Path, **kwargs):
+    """`fau.evaluate.evaluate_fold` reading and writing in the fold's folder."""
+    from fau.evaluate import evaluate_fold
+
+    return evaluate_fold(cfg, data, fold_, fold_dir / "model.pt", fold_dir / "predictions.csv",
+                         fold_dir / "metrics.csv", **kwargs)

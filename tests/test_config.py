@@ -1,10 +1,15 @@
-"""Typed config: defaults, strictness, and the shipped configs."""
+"""Typed config: defaults, one check against the schema (messages naming
+the key), and the shipped configs."""
 
+import dataclasses
+import typing
 from pathlib import Path
 
 import pytest
+import yaml
 
-from fau.config import DEFAULT_PATTERNS, Config, from_dict, load_config
+from conftest import run_fau
+from fau.config import DEFAULT_PATTERNS, Config, from_dict, load_config, schema, to_plain
 from fau.errors import FauError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,7 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_shipped_configs_load(name):
     cfg = load_config([ROOT / "config" / name])
     assert isinstance(cfg, Config)
-    assert cfg.out_dir == Path(cfg.results) / cfg.dataset.name
+
+
+def test_test_config_loads_over_the_default():
+    cfg = load_config([ROOT / "config" / "config.yaml", ROOT / ".test" / "config" / "config.yaml"])
+    assert cfg.dataset.name == "tiny" and cfg.model.input_size == 64
 
 
 def test_paper_protocol_in_dataset_configs():
@@ -37,16 +46,60 @@ def test_unknown_key_is_named_with_a_suggestion():
 @pytest.mark.parametrize(
     "data, message",
     [
-        ({"train": {"epochs": "ten"}}, r"'train\.epochs' must be an integer"),
-        ({"model": {"scc": {"impl": "fast"}}}, r"'model\.scc\.impl' is 'fast'"),
-        ({"dataset": {"kind": "affectnet"}}, r"'dataset\.kind'"),
-        ({"model": {"input_size": 100}}, r"multiple of 32"),
-        ({"synth": {"enabled": "yes"}}, r"'synth\.enabled' must be true or false"),
+        ({"train": {"epochs": "ten"}}, "config key 'train.epochs' must be an integer, got 'ten'"),
+        ({"train": {"epochs": 0}}, "config key 'train.epochs' is 0; must be >= 1"),
+        ({"train": {"lr": 0}}, "config key 'train.lr' is 0; must be > 0"),
+        ({"model": {"scc": {"impl": "fast"}}},
+         "config key 'model.scc.impl' is 'fast'; expected one of factorised, literal"),
+        ({"dataset": {"kind": "affectnet"}}, "config key 'dataset.kind' is 'affectnet'; expected one of bp4d, disfa"),
+        ({"model": {"input_size": 100}}, "config key 'model.input_size' is 100; must be a multiple of 32"),
+        ({"synth": {"enabled": "yes"}}, "config key 'synth.enabled' must be true or false, got 'yes'"),
+        ({"synth": {"jpeg_quality": 101}}, "config key 'synth.jpeg_quality' is 101; must be <= 100"),
+        ({"dataset": {"aus": []}}, "config key 'dataset.aus' has 0 items; must have at least 1"),
+        ({"dataset": {"subjects": ["F001", 2]}}, "config key 'dataset.subjects[1]' must be a string, got 2"),
+        ({"folds": {"k": 1}}, "config key 'folds.k' is 1; must be >= 2"),
+        ({"folds": {"explicit": [{"name": "a", "train": ["F001"]}]}},
+         "config key 'folds.explicit[0]' needs the key test"),
+        ({"landmarks": {"redetect_every": 0}}, "config key 'landmarks.redetect_every' is 0; must be >= 1"),
+        ({"model": {"scc": {"kk": 3}}}, "config key 'model.scc.kk' is not known (did you mean 'model.scc.k'?)"),
     ],
 )
 def test_wrong_values_are_named(data, message):
-    with pytest.raises(FauError, match=message):
+    with pytest.raises(FauError) as err:
         from_dict(data)
+    assert str(err.value) == message
+
+
+def _fields(cls) -> dict:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def test_schema_and_dataclasses_name_the_same_keys():
+    """Every dataclass field is in the schema and the reverse, section by section."""
+    def walk(cls, node, key):
+        props = node.get("properties", {})
+        assert set(props) == set(_fields(cls)), key or "top level"
+        assert node.get("additionalProperties") is False, key
+        for name, tp in _fields(cls).items():
+            if dataclasses.is_dataclass(tp):
+                walk(tp, props[name], f"{key}{name}.")
+    walk(Config, schema(), "")
+
+
+def test_defaults_satisfy_the_schema():
+    assert from_dict(to_plain(Config())) == Config()
+
+
+def test_workflow_schema_is_the_packaged_schema():
+    assert yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text()) == schema()
+
+
+def test_ranges_hold_for_the_fau_command_too(tmp_path):
+    proc = run_fau("train", "--set", "train.epochs=0", "--annotations", "a.csv", "--folds", "f.json",
+                   "--fold", "fold1", "--model", "m.pt", "--history", "h.csv", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "fau train: error: config key 'train.epochs' is 0; must be >= 1"
 
 
 def test_overrides_and_inline_json_merge_in_order(tmp_path):

@@ -12,7 +12,8 @@ import pytest
 from fau import align
 from fau.au_locations import DEFAULT_AU_POINTS, au_points, au_table, point
 from fau.config import CropsConfig, LandmarksConfig
-from fau.crops import crop_video, merge_annotations
+from fau.annotations import merge_annotations, point_columns
+from fau.crops import crop_video
 from fau.datasets import read_frame_table
 from fau.datasets.frames import iter_frames
 from fau.errors import FauError
@@ -29,12 +30,13 @@ def cropped(bp4d, detector, tmp_path_factory):
         lm = detector.detect_video(iter_frames(bp4d.root, rows))
         lm.loc[0, [c for c in lm.columns if c != "frame"]] = np.nan  # pretend frame 0 failed
         lm.loc[0, "success"] = 0
-        crops = crop_video(iter_frames(bp4d.root, rows), lm, rows, CropsConfig(), bp4d.aus, out / "crops")
+        crops = crop_video(iter_frames(bp4d.root, rows), lm, rows, CropsConfig(), bp4d.aus, out / "crops" / video,
+                           out / "crops")
         crops.to_csv(out / "crops" / f"{video}.csv", index=False)
         tables.append(out / "crops" / f"{video}.csv")
         if video == "F001_T1":
             first = (rows, lm, crops)
-    counts = merge_annotations(tables, out, bp4d.aus)
+    counts = merge_annotations(tables, out / "annotations.csv", out / "annotations.json", bp4d.au_names)
     return out, counts, first
 
 
@@ -45,6 +47,18 @@ def test_crop_table_and_images(cropped, bp4d):
     for rel in crops["imgpath"]:
         img = cv2.imread(str(out / "crops" / rel))
         assert img.shape == (256, 256, 3)
+
+
+def test_table_columns_are_the_documented_order(cropped, bp4d):
+    """imgpath, video, subject, task, frame, the AU intensities, then per AU
+    x1, y1, x2, y2 (docs/formats.md), as the model's Dataset reads them."""
+    out = cropped[0]
+    cols = list(pd.read_csv(out / "annotations.csv", nrows=1).columns)
+    expected = ["imgpath", "video", "subject", "task", "frame", "AU06", "AU10", "AU12", "AU14", "AU17"]
+    for au in ["AU06", "AU10", "AU12", "AU14", "AU17"]:
+        expected += [f"{au}_x1", f"{au}_y1", f"{au}_x2", f"{au}_y2"]
+    assert cols == expected
+    assert point_columns(bp4d.au_names) == expected[10:]
 
 
 def test_alignment_puts_eyes_and_mouth_on_template(cropped):

@@ -62,7 +62,7 @@ def test_local_run_writes_report_and_metrics(local_run):
     assert [f["name"] for f in folds] == ["fold1", "fold2", "fold3"]
     for f in folds:
         assert not set(f["train"]) & set(f["test"])
-        assert (out / f["name"] / "model.pt").exists()
+        assert (out / "models" / f"{f['name']}.pt").exists()
     # Snakemake benchmark: directives give per-stage wall times.
     assert list((out / "benchmarks").rglob("*.tsv"))
 

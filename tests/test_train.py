@@ -3,10 +3,11 @@ import pytest
 import torch
 
 from fau.errors import FauError
-from fau.evaluate import evaluate_fold
 from fau.model import build_model
-from fau.train import CHECKPOINT, param_groups, train_fold
-from model_fixtures import make_annotation_set, tiny_config, fold
+from fau.train import param_groups
+from model_fixtures import evaluate_into, fold, make_annotation_set, tiny_config, train_into
+
+CHECKPOINT = "checkpoint.pt"
 
 # 2 epochs with the lr divided after epoch 1, so resume must restore the scheduler too.
 CFG = dict(train={"epochs": 2, "batch_size": 8, "lr": 1e-2, "lr_milestones": [1]})
@@ -27,7 +28,7 @@ def uninterrupted(data, tmp_path_factory):
     torch.set_num_threads(2)
     out = tmp_path_factory.mktemp("run_a") / "fold1"
     epochs = []
-    result = train_fold(tiny_config(**CFG), data, fold(), out, on_epoch=lambda e, m: epochs.append((e, m)))
+    result = train_into(tiny_config(**CFG), data, fold(), out, on_epoch=lambda e, m: epochs.append((e, m)))
     return out, result, epochs
 
 
@@ -60,10 +61,10 @@ def test_resume_after_a_kill_gives_bitwise_the_same_weights(uninterrupted, data,
             raise Kill()
 
     with pytest.raises(Kill):
-        train_fold(tiny_config(**CFG), data, fold(), out, on_epoch=kill_after_first)
+        train_into(tiny_config(**CFG), data, fold(), out, on_epoch=kill_after_first)
     assert not (out / "model.pt").exists()
     assert torch.load(out / CHECKPOINT, weights_only=True)["epoch"] == 1
-    result = train_fold(tiny_config(**CFG), data, fold(), out)
+    result = train_into(tiny_config(**CFG), data, fold(), out)
     assert result["resumed_from"] == 1
     a, b = _weights(uninterrupted[0]), _weights(out)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -73,9 +74,9 @@ def test_resume_after_a_kill_gives_bitwise_the_same_weights(uninterrupted, data,
 
 def test_same_config_and_seed_give_identical_metrics(uninterrupted, data, tmp_path):
     out = tmp_path / "fold1"
-    train_fold(tiny_config(**CFG), data, fold(), out)
-    a = evaluate_fold(tiny_config(**CFG), data, fold(), uninterrupted[0])
-    b = evaluate_fold(tiny_config(**CFG), data, fold(), out)
+    train_into(tiny_config(**CFG), data, fold(), out)
+    a = evaluate_into(tiny_config(**CFG), data, fold(), uninterrupted[0])
+    b = evaluate_into(tiny_config(**CFG), data, fold(), out)
     pd.testing.assert_frame_equal(a, b)
     pd.testing.assert_frame_equal(pd.read_csv(uninterrupted[0] / "predictions.csv"),
                                   pd.read_csv(out / "predictions.csv"))
@@ -84,7 +85,7 @@ def test_same_config_and_seed_give_identical_metrics(uninterrupted, data, tmp_pa
 def test_complete_model_returns_at_once(uninterrupted, data):
     out = uninterrupted[0]
     mtime = (out / "model.pt").stat().st_mtime_ns
-    result = train_fold(tiny_config(**CFG), data, fold(), out, on_epoch=lambda e, m: pytest.fail("trained again"))
+    result = train_into(tiny_config(**CFG), data, fold(), out, on_epoch=lambda e, m: pytest.fail("trained again"))
     assert result["resumed_from"] == 2 and (out / "model.pt").stat().st_mtime_ns == mtime
 
 
@@ -102,12 +103,12 @@ def test_weight_decay_only_on_convolution_weights():
 
 def test_no_training_rows_is_a_clear_error(data, tmp_path):
     with pytest.raises(FauError, match="annotations.csv: no fully coded rows .* fold1"):
-        train_fold(tiny_config(), data, fold(train=("nobody",)), tmp_path / "f")
+        train_into(tiny_config(), data, fold(train=("nobody",)), tmp_path / "f")
 
 
 def test_missing_table_is_a_clear_error(tmp_path):
     with pytest.raises(FauError, match="annotations.csv: missing"):
-        train_fold(tiny_config(), tmp_path / "annotations.csv", fold(), tmp_path / "f")
+        train_into(tiny_config(), tmp_path / "annotations.csv", fold(), tmp_path / "f")
 
 
 @pytest.mark.integration
@@ -120,8 +121,8 @@ def test_short_training_learns_intensities_on_held_out_subject(tmp_path):
     # short run has few steps; BN momentum 0.1 so eval statistics settle.
     cfg = tiny_config(train={"epochs": 12, "batch_size": 8, "lr": 3e-2, "lr_milestones": []},
                       model={"bn_momentum": 0.1})
-    train_fold(cfg, data, fold(), tmp_path / "fold1")
-    metrics = evaluate_fold(cfg, data, fold(), tmp_path / "fold1").set_index("au")
+    train_into(cfg, data, fold(), tmp_path / "fold1")
+    metrics = evaluate_into(cfg, data, fold(), tmp_path / "fold1").set_index("au")
     print("learning test metrics:\n", metrics)
     assert metrics.loc["mean", "icc"] > 0.5
     assert metrics.loc["mean", "mae"] < 1.2

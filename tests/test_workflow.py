@@ -1,6 +1,8 @@
-"""The Snakemake workflow: dry-runs of all three configs, lint, and config
-errors that stop the run before any job."""
+"""The Snakemake workflow: dry-runs of all three configs, lint, config
+errors that stop the run before any job, rules -> scripts -> library, and a
+job's bad input reported in one line."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,48 @@ def test_rules_declare_logs_threads_and_resources():
         assert f"rule {rule}:" in text
     assert text.count("log:") >= 10 and text.count("benchmark:") >= 7
     assert "**gpu_resources()" in text and "threads: CFG.resources.train_threads" in text
+
+
+def _rules() -> dict[str, str]:
+    """rule name -> its text, over workflow/rules/*.smk."""
+    out = {}
+    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        parts = re.split(r"^(?:rule|checkpoint) (\w+):\n", smk.read_text(), flags=re.M)
+        out.update(dict(zip(parts[1::2], parts[2::2])))
+    return out
+
+
+def test_every_rule_runs_a_short_script_with_explicit_paths():
+    rules = _rules()
+    assert {"synth", "index", "landmarks", "crops", "annotations", "folds", "mlflow_parent", "train",
+            "evaluate", "pool", "report"} <= set(rules)
+    for name, text in rules.items():
+        assert "shell:" not in text and "run:" not in text, name
+        script = re.search(r'script:\s*\n\s*"([^"]+)"', text)
+        assert script, f"rule {name} has no script:"
+        path = (ROOT / "workflow" / "rules" / script.group(1)).resolve()
+        assert path.parent == ROOT / "workflow" / "scripts" and path.is_file(), (name, path)
+        code = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        assert len(code) <= 15, f"{path.name}: {len(code)} lines of code (glue only)"
+        assert "snakemake.log" not in path.read_text()  # routed by fau.snakemake_job
+        assert "output:" in text and "log:" in text, name
+    common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    assert "PATH" not in common and "envvars" not in common
+
+
+def test_bad_input_in_a_job_is_one_line_without_traceback(wf, tmp_path):
+    """An empty dataset folder: the index job fails; Snakemake's console and
+    the job's log show one line naming the folder and the pattern."""
+    root = tmp_path / "empty"
+    root.mkdir()
+    over = tmp_path / "root.yaml"
+    over.write_text(yaml.safe_dump({"dataset": {"root": str(root)}, "results": str(tmp_path / "results"),
+                                    "mlflow": {"enabled": False}}))
+    proc = snakemake(["--cores", "1", "--configfile", "config/disfa.yaml", str(over)], cwd=wf, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    line = next(ln for ln in out.splitlines() if ln.startswith("index: error: "))
+    assert str(root) in line and "Videos_LeftCamera/LeftVideo{subject}_comp.avi" in line, line
+    log = (tmp_path / "results" / "disfa" / "logs" / "index.log").read_text()
+    assert log.strip() == line.removeprefix("index: "), log
+    assert "Traceback" not in out

@@ -1,5 +1,6 @@
-"""Helpers for the workflow tests: a tiny config, running Snakemake/DVC, a
-real `mlflow server` on a free loopback port."""
+"""Helpers for the workflow tests: the small test config
+(.test/config/config.yaml), running Snakemake/DVC, a real `mlflow server` on a
+free loopback port."""
 
 from __future__ import annotations
 
@@ -18,20 +19,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
+# The tests' small run (snakemake-workflows convention), smaller than the
+# embedded default (config/config.yaml) so that the integration tests keep
+# CI short.
+TEST_CONFIG = ROOT / ".test" / "config" / "config.yaml"
 
-# Smaller than the embedded default (config/config.yaml), so the integration
-# tests keep CI short: 3 subjects x 1 task x 16 frames, 64 px input, 1 epoch.
-TINY = {
-    "seed": 0,
-    "dataset": {"name": "tiny"},
-    "synth": {"enabled": True, "subjects": 3, "tasks": 1, "frames": 16, "width": 520, "height": 696},
-    "folds": {"k": 3},
-    "model": {"backbone": "resnet18", "input_size": 64},
-    "train": {"epochs": 1, "batch_size": 8, "lr_milestones": [1], "device": "cpu"},
-    "report": {"sequences": 1, "heatmap_examples": 2},
-    "resources": {"train_threads": 1, "train_mem_mb": 1500, "prep_mem_mb": 1000, "train_runtime": 30,
-                  "prep_runtime": 30},
-}
+
+def load_test_config() -> dict:
+    return yaml.safe_load(TEST_CONFIG.read_text())
 
 
 def env() -> dict:
@@ -43,10 +38,10 @@ def env() -> dict:
 
 
 def write_config(path: Path, base: Path, **overrides) -> Path:
-    """TINY with results/data under `base`, plus overrides (deep-merged)."""
+    """The test config with results/data under `base`, plus overrides (deep-merged)."""
     from fau.config import deep_merge
 
-    cfg = deep_merge(TINY, {"results": str(base / "results"),
+    cfg = deep_merge(load_test_config(), {"results": str(base / "results"),
                             "dataset": {"root": str(base / "data" / "BP4D")},
                             "mlflow": {"uri": f"sqlite:///{base / 'results' / 'mlflow.db'}"}})
     cfg = deep_merge(cfg, overrides)
@@ -59,7 +54,7 @@ def copy_workflow(dest: Path, with_src: bool = False) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for name in ["Snakefile", "dvc.yaml"]:
         shutil.copy2(ROOT / name, dest / name)
-    for name in ["workflow", "config", "profiles", "envs"] + (["src"] if with_src else []):
+    for name in ["workflow", "config", "profiles", "envs", ".test"] + (["src"] if with_src else []):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     return dest
 

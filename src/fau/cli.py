@@ -1,9 +1,17 @@
 """`fau` command line: `fau <command> [--config FILE ...] [--set key=value ...] ...`.
 
+For running one stage outside the workflow: every input and output is a
+path argument, e.g.
+
+    fau landmarks --config config/config.yaml --frames results/x/index/frames.csv \
+        --video F001_T1 --out results/x/landmarks/F001_T1.csv
+
 Each command lives in a small glue module (`fau.cli_data`, `fau.cli_model`,
-`fau.cli_workflow`) as `add_<name>(parser)` + `run_<name>(args, cfg)`; only the
-chosen command's module is imported, so `fau --help` stays fast.  Bad input
-(`FauError`) prints one line `fau <command>: error: <message>` and exits 2.
+`fau.cli_workflow`) as `add_<name>(parser)` + `run_<name>(args, cfg)` calling
+the same `fau.stages` function as the workflow's rule; only the chosen
+command's module is imported, so `fau --help` stays fast. The config is
+checked against the schema like the workflow's. Bad input (`FauError`)
+prints one line `fau <command>: error: <message>` and exits 2.
 """
 
 from __future__ import annotations
@@ -16,11 +24,11 @@ from .errors import FauError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("fau.cli_data", "write a synthetic dataset in the official BP4D or DISFA layout"),
+    "synth": ("fau.cli_data", "write a synthetic dataset in the official BP4D or DISFA layout at dataset.root"),
     "index": ("fau.cli_data", "read a dataset's labels into one frame table (one row per labelled frame)"),
     "landmarks": ("fau.cli_data", "dlib 68-point landmarks for every labelled frame of one video / task"),
-    "crops": ("fau.cli_data", "aligned 256x256 crops, AU centre points and annotations for one video / task"),
-    "annotations": ("fau.cli_data", "merge per-video crop tables into the dataset's annotation JSON + table"),
+    "crops": ("fau.cli_data", "aligned crops, AU centre points and the crop table of one video / task"),
+    "annotations": ("fau.cli_data", "merge per-video crop tables into the dataset's annotation table + JSON"),
     "folds": ("fau.cli_data", "subject-exclusive folds (k-fold, parts or explicit lists)"),
     "train": ("fau.cli_model", "train the SCC heatmap network on one fold (resumes from its checkpoint)"),
     "evaluate": ("fau.cli_model", "predict a fold's test subjects and compute ICC(3,1) / MAE / PCC per AU"),
@@ -46,8 +54,7 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key, e.g. --set train.epochs=2")
     parser.add_argument("--config-json", default=None, metavar="JSON",
-                        help="config mapping as inline JSON, applied after --config files "
-                             "(the Snakemake rules pass their resolved config this way)")
+                        help="config mapping as inline JSON, applied after --config files")
     attr = name.replace("-", "_")
     getattr(module, f"add_{attr}")(parser)
     parser.set_defaults(_run=getattr(module, f"run_{attr}"))

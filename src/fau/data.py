@@ -16,40 +16,13 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from .annotations import check_columns, point_columns
 from .errors import FauError
 from .heatmaps import encode
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 TF_MEAN = np.array([123.68, 116.78, 103.94], np.float32)  # TF-slim mean-pixel subtraction (RGB)
-
-
-def point_columns(aus: list[str]) -> list[str]:
-    """['AU06_x1', 'AU06_y1', 'AU06_x2', 'AU06_y2', ...]"""
-    return [f"{au}_{c}{i}" for au in aus for i in (1, 2) for c in ("x", "y")]
-
-
-def check_columns(df: pd.DataFrame, aus: list[str], source: str | Path) -> None:
-    """FauError naming the table if a needed column is absent."""
-    need = ["imgpath", "video", "subject", "frame", *aus, *point_columns(aus)]
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise FauError(f"{source}: missing columns {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
-
-
-def read_annotations(path: str | Path, aus: list[str]) -> pd.DataFrame:
-    """The annotation table, checked for the columns of `aus`."""
-    path = Path(path)
-    try:
-        df = pd.read_csv(path, dtype={"subject": str, "video": str, "task": str})
-    except FileNotFoundError:
-        raise FauError(f"{path}: missing (run the annotations stage first)") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise FauError(f"{path}: not a readable CSV table ({type(e).__name__})") from None
-    check_columns(df, aus, path)
-    if "task" in df.columns:
-        df["task"] = df["task"].fillna("")
-    return df
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -79,7 +52,7 @@ class AUDataset(Dataset):
 
     def __init__(self, df: pd.DataFrame, table_dir: str | Path, aus: list[str], input_size: int,
                  normalization: str = "imagenet", targets: bool = False, sigma: float = 2.0, stride: int = 4):
-        check_columns(df, aus, Path(table_dir) / "annotations.csv")
+        check_columns(df, aus, f"annotation rows of {table_dir}")
         self.df = df.reset_index(drop=True)
         self.table_dir = Path(table_dir)
         self.aus = list(aus)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 import numpy as np
 import pandas as pd
@@ -16,24 +16,26 @@ import torch
 
 from . import atomic
 from .config import Config
-from .data import read_annotations
+from .annotations import read_annotations
 from .errors import FauError
 from .inference import load_model, predict
 from .metrics import METRICS, metrics_table
 from .train import select_device
 
 
-def evaluate_fold(cfg: Config, annotations_csv: str | Path, fold: dict, fold_dir: str | Path,
-                  threads: Optional[int] = None) -> pd.DataFrame:
-    """Predict the fold's test subjects with `<fold dir>/model.pt`; write
-    predictions.csv and metrics.csv there; return the metrics table."""
-    annotations_csv, fold_dir = Path(annotations_csv), Path(fold_dir)
+def evaluate_fold(cfg: Config, annotations_csv: str | Path, fold: dict, model_path: str | Path,
+                  predictions_csv: str | Path, metrics_csv: str | Path, threads: Optional[int] = None
+                  ) -> pd.DataFrame:
+    """Predict the fold's test subjects with the fold's model; write the
+    predictions table (docs/architecture.md) and the metrics table; return
+    the metrics table."""
+    annotations_csv = Path(annotations_csv)
     prev = torch.get_num_threads()
     if threads:
         torch.set_num_threads(max(1, int(threads)))
     try:
         device = select_device(cfg.train.device)
-        model, meta = load_model(fold_dir / "model.pt", device)
+        model, meta = load_model(model_path, device)
         aus = list(meta["aus"])
         df = read_annotations(annotations_csv, aus)
         test = df[df["subject"].astype(str).isin([str(s) for s in fold["test"]])]
@@ -46,8 +48,8 @@ def evaluate_fold(cfg: Config, annotations_csv: str | Path, fold: dict, fold_dir
     finally:
         torch.set_num_threads(prev)
     metrics = metrics_table(pred, aus)
-    atomic.write_csv(fold_dir / "predictions.csv", pred)
-    atomic.write_csv(fold_dir / "metrics.csv", metrics)
+    atomic.write_csv(Path(predictions_csv), pred)
+    atomic.write_csv(Path(metrics_csv), metrics)
     return metrics
 
 
@@ -59,26 +61,31 @@ def _aus_of(pred: pd.DataFrame) -> list[str]:
     return [c[:-5] for c in pred.columns if c.endswith("_true")]
 
 
-def pool(fold_dirs: list[str | Path], out_dir: str | Path) -> dict:
-    """Pool the folds' predictions.csv: write `<out>/metrics.csv` (pooled per
-    AU + mean), `<out>/metrics_folds.csv` (fold, au, icc, mae, pcc, n) and
-    `<out>/metrics.json`; return the JSON's content. The fold sd is the sample
-    sd (ddof 1; NaN for one fold)."""
-    out_dir = Path(out_dir)
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """A fold's predictions table; FauError naming the file if missing or not one."""
+    path = Path(path)
+    try:
+        p = pd.read_csv(path, dtype={"subject": str, "video": str, "task": str})
+    except FileNotFoundError:
+        raise FauError(f"{path}: missing (run the evaluate stage for this fold first)") from None
+    if not _aus_of(p):
+        raise FauError(f"{path}: no AUxx_true / AUxx_pred columns")
+    return p
+
+
+def pool(predictions: Mapping[str, str | Path], metrics_csv: str | Path, metrics_json: str | Path,
+         folds_csv: str | Path) -> dict:
+    """Pool the folds' predictions (fold name -> predictions table): write
+    `metrics_csv` (pooled per AU + mean), `folds_csv` (fold, au, icc, mae,
+    pcc, n) and `metrics_json`; return the JSON's content. The fold sd is the
+    sample sd (ddof 1; NaN for one fold)."""
     preds, per_fold = [], []
-    for d in map(Path, fold_dirs):
-        path = d / "predictions.csv"
-        try:
-            p = pd.read_csv(path, dtype={"subject": str, "video": str, "task": str})
-        except FileNotFoundError:
-            raise FauError(f"{path}: missing (run `fau evaluate --fold {d.name}` first)") from None
-        aus = _aus_of(p)
-        if not aus:
-            raise FauError(f"{path}: no AUxx_true / AUxx_pred columns")
-        preds.append(p.assign(fold=d.name))
-        per_fold.append(metrics_table(p, aus).assign(fold=d.name))
+    for name, path in predictions.items():
+        p = read_predictions(path)
+        preds.append(p.assign(fold=name))
+        per_fold.append(metrics_table(p, _aus_of(p)).assign(fold=name))
     if not preds:
-        raise FauError(f"{out_dir}: no folds to pool")
+        raise FauError(f"{metrics_json}: no folds to pool")
     aus = _aus_of(preds[0])
     pooled = metrics_table(pd.concat(preds, ignore_index=True), aus)
     folds = pd.concat(per_fold, ignore_index=True)[["fold", "au", *METRICS, "n"]]
@@ -95,8 +102,8 @@ def pool(fold_dirs: list[str | Path], out_dir: str | Path) -> dict:
     result = {"pooled": {au: rec[au] for au in aus}, "mean": rec["mean"],
               "folds": {f: _records(g) for f, g in folds.groupby("fold", sort=False)},
               "fold_mean_sd": mean_sd}
-    atomic.write_csv(out_dir / "metrics.csv", pooled)
-    atomic.write_csv(out_dir / "metrics_folds.csv", folds)
-    atomic.write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
+    atomic.write_csv(Path(metrics_csv), pooled)
+    atomic.write_csv(Path(folds_csv), folds)
+    atomic.write_text(Path(metrics_json), json.dumps(result, indent=2) + "\n")
     return result
 

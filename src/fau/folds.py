@@ -8,12 +8,18 @@
 
 Subjects named in the config but absent from the data are dropped with a
 warning; a fold left without train or test subjects is an error.
+
+`folds.json` (`[{"name", "train", "test"}]`) is written by `write_folds` and
+read by `read_folds` / `find_fold` only.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
+from . import atomic
 from .config import FoldsConfig
 from .errors import FauError
 
@@ -26,8 +32,6 @@ def fold_names(cfg: FoldsConfig) -> list[str]:
         return [str(f.get("name") or f"fold{i + 1}") for i, f in enumerate(cfg.explicit)]
     if cfg.parts:
         return [f"fold{i + 1}" for i in range(len(cfg.parts))]
-    if cfg.k < 2:
-        raise FauError(f"config key 'folds.k' is {cfg.k}; it must be at least 2")
     return [f"fold{i + 1}" for i in range(cfg.k)]
 
 
@@ -76,3 +80,31 @@ def make_folds(subjects: list[str], cfg: FoldsConfig) -> list[dict]:
         if not f["train"] or not f["test"]:
             raise FauError(f"fold {f['name']}: no {'train' if not f['train'] else 'test'} subject present in the data")
     return folds
+
+
+def write_folds(folds: list[dict], path: str | Path) -> None:
+    atomic.write_text(Path(path), json.dumps(folds, indent=1) + "\n")
+
+
+def read_folds(path: str | Path) -> list[dict]:
+    """The folds of `folds.json`; FauError naming the file if it is missing or malformed."""
+    path = Path(path)
+    try:
+        folds = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FauError(f"{path}: missing (run the folds stage first)") from None
+    except json.JSONDecodeError as e:
+        raise FauError(f"{path}: not valid JSON ({e.msg})") from None
+    if not isinstance(folds, list) or not all(isinstance(f, dict) and {"name", "train", "test"} <= set(f)
+                                              for f in folds):
+        raise FauError(f"{path}: expected a list of {{name, train, test}} objects")
+    return folds
+
+
+def find_fold(path: str | Path, name: str) -> dict:
+    """The fold called `name` in `folds.json`."""
+    folds = read_folds(path)
+    for f in folds:
+        if f["name"] == name:
+            return f
+    raise FauError(f"{path}: no fold named '{name}' (has {', '.join(f['name'] for f in folds)})")

@@ -1,13 +1,13 @@
 """MLflow runs: one parent run per workflow invocation, one child run per fold.
 
 The parent run is created once, before the fan-out (`fau mlflow-start`,
-Snakemake rule `mlflow_parent`), and its ID is written to
-`<out>/mlflow/parent.json`. Each fold's training job opens a child run
-under it (params: the resolved config, git commit, dataset fingerprint;
-metrics: per epoch), records the child's ID in `<fold dir>/mlflow_run.json`
-(so a resumed training and the evaluation job log to the same run), and the
-evaluation job adds the fold's metrics and artefacts. Pooled metrics and the
-report go to the parent.
+Snakemake rule `mlflow_parent`), and its IDs are written to a parent file
+(the workflow's `mlflow/parent.json`). Each fold's training job opens a
+child run under it (params: the resolved config, git commit, dataset
+fingerprint; metrics: per epoch) and records the child's ID in a run file
+(the workflow's `mlflow/<fold>.json`), so that a resumed training and the
+evaluation job log to the same run; the evaluation job adds the fold's
+metrics and artefacts. Pooled metrics and the report go to the parent.
 
 Everything goes through `MlflowClient` with an explicit tracking URI: no
 global MLflow state. The default URI is a SQLite file under results/ (the file
@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +29,6 @@ from typing import Optional
 from . import atomic
 from .config import Config
 from .errors import FauError
-
-PARENT_FILE = "mlflow/parent.json"
-CHILD_FILE = "mlflow_run.json"
-
 
 def _client(uri: str):
     from mlflow.tracking import MlflowClient
@@ -152,25 +150,38 @@ class FoldRun:
         if items:
             _client(self.uri).log_batch(self.run_id, metrics=items)
 
-    def log_artifact(self, path: Path, artifact_path: Optional[str] = None) -> None:
-        if self.enabled and Path(path).exists():
+    def log_dict(self, data: dict, artifact_file: str) -> None:
+        if self.enabled:
+            _client(self.uri).log_dict(self.run_id, data, artifact_file)
+
+    def log_artifact(self, path: Path, artifact_path: Optional[str] = None, name: Optional[str] = None) -> None:
+        """Log the file `path` (as `name`, when given: e.g. models/fold1.pt as model/model.pt)."""
+        path = Path(path)
+        if not (self.enabled and path.exists()):
+            return
+        if name is None or name == path.name:
             _client(self.uri).log_artifact(self.run_id, str(path), artifact_path)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            named = Path(tmp) / name
+            shutil.copyfile(path, named)
+            _client(self.uri).log_artifact(self.run_id, str(named), artifact_path)
 
     def finish(self, status: str = "FINISHED") -> None:
         if self.enabled:
             _client(self.uri).set_terminated(self.run_id, status)
 
 
-def open_fold_run(cfg: Config, parent_file: Path, fold_dir: Path, fold: str, dataset_file: Optional[Path] = None
+def open_fold_run(cfg: Config, parent_file: Path, run_file: Path, fold: str, dataset_file: Optional[Path] = None
                   ) -> FoldRun:
-    """The fold's child run: re-used when `<fold dir>/mlflow_run.json` names
-    one under the same parent (resume, evaluation), else created."""
+    """The fold's child run: re-used when `run_file` names one under the same
+    parent (resume, evaluation), else created and recorded in `run_file`."""
     parent = _read_json(parent_file)
     if not parent.get("enabled"):
         return FoldRun(None, None)
     uri = parent["uri"]
     client = _client(uri)
-    marker = Path(fold_dir) / CHILD_FILE
+    marker = Path(run_file)
     if marker.exists():
         info = json.loads(marker.read_text())
         if info.get("parent_run_id") == parent["run_id"]:

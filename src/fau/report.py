@@ -1,4 +1,4 @@
-"""The run's report: `<out>/report.md` + `<out>/figures/*.png`.
+"""The run's report: a Markdown file and its figures (PNG files in a folder).
 
 Contents: the per-AU table (ICC(3,1), MAE, PCC pooled over all folds' test
 frames, and mean +- sd over folds), a config summary, and figures:
@@ -9,7 +9,9 @@ training curves, and the seed's demo (predicted AU heatmaps over test crops).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Mapping
 
 import matplotlib
 
@@ -21,6 +23,7 @@ import pandas as pd  # noqa: E402
 from . import atomic  # noqa: E402
 from .config import Config  # noqa: E402
 from .errors import FauError  # noqa: E402
+from .folds import read_folds  # noqa: E402
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -110,13 +113,13 @@ def plot_history(histories: dict[str, pd.DataFrame], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_heatmaps(cfg: Config, fold_dir: Path, rows: pd.DataFrame, table_dir: Path, path: Path) -> None:
+def plot_heatmaps(cfg: Config, model_path: Path, rows: pd.DataFrame, table_dir: Path, path: Path) -> None:
     """The seed's demo: predicted AU heatmaps (max over each AU's two points)
     overlaid on test crops, with predicted and true intensities."""
     from .inference import predict_heatmaps
 
     aus = cfg.dataset.au_names
-    images, heatmaps, intensities = predict_heatmaps(cfg, fold_dir / "model.pt", rows, table_dir)
+    images, heatmaps, intensities = predict_heatmaps(cfg, model_path, rows, table_dir)
     n = len(images)
     if n == 0:
         return
@@ -157,37 +160,46 @@ def _config_summary(cfg: Config, n_frames: int, folds: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_report(cfg: Config, out_dir: Path) -> Path:
-    """Write `<out>/report.md` and `<out>/figures/`; returns the report path."""
-    out_dir = Path(out_dir)
+def write_report(cfg: Config, *, metrics_json: str | Path, folds_json: str | Path, annotations_csv: str | Path,
+                 predictions: Mapping[str, str | Path], histories: Mapping[str, str | Path],
+                 models: Mapping[str, str | Path], report_md: str | Path, figures_dir: str | Path) -> Path:
+    """Write the report `report_md` and its figures into `figures_dir`.
+
+    `predictions`, `histories` and `models` map fold names to the folds'
+    files; the heatmap figure uses the first fold's model. Returns the
+    report's path."""
+    report_md, figures_dir, annotations_csv = Path(report_md), Path(figures_dir), Path(annotations_csv)
     aus = cfg.dataset.au_names
     try:
-        metrics = json.loads((out_dir / "metrics.json").read_text())
+        metrics = json.loads(Path(metrics_json).read_text())
     except FileNotFoundError:
-        raise FauError(f"{out_dir / 'metrics.json'}: missing (run `fau pool` first)") from None
-    folds = json.loads((out_dir / "folds.json").read_text())
-    fig_dir = out_dir / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
+        raise FauError(f"{metrics_json}: missing (run the pool stage first)") from None
+    folds = read_folds(folds_json)
+    names = [f["name"] for f in folds]
+    for what, files in (("predictions", predictions), ("histories", histories), ("models", models)):
+        if sorted(files) != sorted(names):
+            raise FauError(f"{folds_json}: folds {', '.join(names)}, but {what} are given for "
+                           f"{', '.join(files) or 'none'}")
+    figures_dir.mkdir(parents=True, exist_ok=True)
 
-    preds = pd.concat([_read_csv(out_dir / f["name"] / "predictions.csv").assign(fold=f["name"]) for f in folds],
-                      ignore_index=True)
-    histories = {f["name"]: _read_csv(out_dir / f["name"] / "history.csv") for f in folds}
+    preds = pd.concat([_read_csv(Path(predictions[n])).assign(fold=n) for n in names], ignore_index=True)
+    histories = {n: _read_csv(Path(histories[n])) for n in names}
 
-    plot_scatter(preds, aus, fig_dir / "pred_vs_true.png")
-    seqs = plot_sequences(preds, aus, cfg.report.sequences, fig_dir / "sequences.png")
-    plot_history(histories, fig_dir / "training_curves.png")
+    plot_scatter(preds, aus, figures_dir / "pred_vs_true.png")
+    seqs = plot_sequences(preds, aus, cfg.report.sequences, figures_dir / "sequences.png")
+    plot_history(histories, figures_dir / "training_curves.png")
     figures = [("Predicted vs true intensity (pooled test frames)", "pred_vs_true.png"),
                (f"Intensity over time: {', '.join(seqs)}", "sequences.png"),
                ("Training curves", "training_curves.png")]
     if cfg.report.heatmap_examples > 0:
-        first = folds[0]["name"]
+        first = names[0]
         fold_preds = preds[preds["fold"] == first]
         # Examples with the most AU activity, so the heatmaps show something.
         activity = fold_preds[[f"{au}_true" for au in aus]].fillna(0).sum(axis=1)
         rows = fold_preds.loc[activity.sort_values(ascending=False, kind="stable").index[:cfg.report.heatmap_examples]]
-        ann = _read_csv(out_dir / "annotations.csv")
+        ann = _read_csv(annotations_csv)
         rows = ann.merge(rows[["video", "frame"]], on=["video", "frame"], how="inner")
-        plot_heatmaps(cfg, out_dir / first, rows, out_dir, fig_dir / "heatmaps.png")
+        plot_heatmaps(cfg, Path(models[first]), rows, annotations_csv.parent, figures_dir / "heatmaps.png")
         figures.append((f"Predicted AU heatmaps on test crops ({first}; p: predicted, t: true)", "heatmaps.png"))
 
     parts = [
@@ -206,8 +218,8 @@ def write_report(cfg: Config, out_dir: Path) -> Path:
         "## Figures",
         "",
     ]
+    link = Path(os.path.relpath(figures_dir.absolute(), report_md.absolute().parent)).as_posix()
     for title, name in figures:
-        parts += [f"### {title}", "", f"![{title}](figures/{name})", ""]
-    path = out_dir / "report.md"
-    atomic.write_text(path, "\n".join(parts))
-    return path
+        parts += [f"### {title}", "", f"![{title}]({link}/{name})", ""]
+    atomic.write_text(report_md, "\n".join(parts))
+    return report_md

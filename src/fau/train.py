@@ -1,12 +1,12 @@
 """Per-fold training with exact resume.
 
 `train_fold` trains on the fold's train subjects (rows with every AU coded),
-checkpoints every epoch atomically to `<fold dir>/checkpoint.pt` (model,
-optimizer, scheduler, epoch, torch RNG states, history) and after the last
-epoch writes `<fold dir>/model.pt` and `history.csv`. Started again on the
-same folder it resumes from the checkpoint and ends with bitwise the same
-weights as an uninterrupted run (CPU): the batch order of epoch e comes from
-a generator seeded with (seed, e), nothing else draws random numbers.
+checkpoints every epoch atomically to its checkpoint file (model, optimizer,
+scheduler, epoch, torch RNG states, history) and after the last epoch writes
+the model file and the history table. Started again with the same checkpoint
+file it resumes from it and ends with bitwise the same weights as an
+uninterrupted run (CPU): the batch order of epoch e comes from a generator
+seeded with (seed, e), nothing else draws random numbers.
 """
 
 from __future__ import annotations
@@ -26,14 +26,10 @@ from tqdm import tqdm
 
 from . import atomic
 from .config import Config, to_plain
-from .data import AUDataset, read_annotations
+from .annotations import read_annotations
+from .data import AUDataset
 from .errors import FauError
 from .model import STRIDE, build_model
-
-CHECKPOINT = "checkpoint.pt"
-MODEL = "model.pt"
-HISTORY = "history.csv"
-
 
 def log(msg: str) -> None:
     tqdm.write(msg, file=sys.stderr)
@@ -136,24 +132,38 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=g).tolist()
 
 
-def train_fold(cfg: Config, annotations_csv: Path, fold: dict, out_dir: Path,
+def _write_history(path: Path, history: list[dict]) -> None:
+    atomic.write_csv(path, pd.DataFrame(history, columns=["epoch", "loss", "lr", "seconds"]))
+
+
+def default_checkpoint(model_path: str | Path) -> Path:
+    """`<model>.checkpoint.pt` beside the model file (the `fau train` default)."""
+    model_path = Path(model_path)
+    return model_path.with_name(f"{model_path.stem}.checkpoint.pt")
+
+
+def train_fold(cfg: Config, annotations_csv: str | Path, fold: dict, model_path: str | Path,
+               history_path: str | Path, checkpoint_path: str | Path | None = None,
                on_epoch: Callable[[int, dict], None] | None = None, threads: int | None = None) -> dict:
-    """Train one fold into the fold folder `out_dir`; resume from its
-    checkpoint; return at once when its model.pt is complete.
+    """Train one fold into `model_path` (and its per-epoch `history_path`);
+    resume from `checkpoint_path` (default `default_checkpoint(model_path)`);
+    return at once when the model file is complete for this config.
 
     Returns {"fold", "model", "epochs", "loss", "n_train", "n_excluded",
     "resumed_from", "seconds"}.
     """
-    annotations_csv, out_dir = Path(annotations_csv), Path(out_dir)
+    annotations_csv, model_path, history_path = Path(annotations_csv), Path(model_path), Path(history_path)
+    checkpoint_path = Path(checkpoint_path) if checkpoint_path else default_checkpoint(model_path)
     aus = cfg.dataset.au_names
     device = select_device(cfg.train.device)
     sig = signature(cfg, fold, aus)
     epochs = cfg.train.epochs
-    model_path = out_dir / MODEL
 
     done = _load(model_path, torch.device("cpu")) if model_path.exists() else None
     if done is not None and done.get("signature") == sig and done.get("epochs") == epochs and "state_dict" in done:
         log(f"{model_path}: complete ({epochs} epochs); nothing to do")
+        if not history_path.exists():
+            _write_history(history_path, done.get("history") or [])
         hist = done.get("history") or [{}]
         return {"fold": fold["name"], "model": str(model_path), "epochs": epochs, "loss": hist[-1].get("loss"),
                 "n_train": done.get("n_train"), "n_excluded": done.get("n_excluded"), "resumed_from": epochs,
@@ -171,15 +181,15 @@ def train_fold(cfg: Config, annotations_csv: Path, fold: dict, out_dir: Path,
         torch.set_num_threads(max(1, int(threads)))
     try:
         with deterministic(device.type == "cpu"):
-            return _train(cfg, fold, rows, n_excluded, annotations_csv.parent, out_dir, device, sig, on_epoch,
-                          threads)
+            return _train(cfg, fold, rows, n_excluded, annotations_csv.parent, model_path, history_path,
+                          checkpoint_path, device, sig, on_epoch, threads)
     finally:
         torch.set_num_threads(prev_threads)
 
 
-def _train(cfg: Config, fold: dict, rows: pd.DataFrame, n_excluded: int, table_dir: Path, out_dir: Path,
-           device: torch.device, sig: dict, on_epoch: Callable[[int, dict], None] | None,
-           threads: int | None) -> dict:
+def _train(cfg: Config, fold: dict, rows: pd.DataFrame, n_excluded: int, table_dir: Path, model_path: Path,
+           history_path: Path, ckpt_path: Path, device: torch.device, sig: dict,
+           on_epoch: Callable[[int, dict], None] | None, threads: int | None) -> dict:
     t_cfg, m_cfg = cfg.train, cfg.model
     aus = sig["aus"]
     torch.manual_seed(cfg.seed)
@@ -188,7 +198,6 @@ def _train(cfg: Config, fold: dict, rows: pd.DataFrame, n_excluded: int, table_d
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(t_cfg.lr_milestones), t_cfg.lr_gamma)
     history: list[dict] = []
     start = 1
-    ckpt_path = out_dir / CHECKPOINT
     ckpt = _load(ckpt_path, device) if ckpt_path.exists() else None
     if ckpt is not None:
         if ckpt.get("signature") != sig:
@@ -245,12 +254,12 @@ def _train(cfg: Config, fold: dict, rows: pd.DataFrame, n_excluded: int, table_d
     # The preprocessing the training crops went through, so that inference on
     # new videos (`fau predict`) repeats it exactly.
     preprocessing = {"landmarks": to_plain(cfg.landmarks), "crops": to_plain(cfg.crops)}
-    atomic.torch_save(out_dir / MODEL, {"state_dict": state, "model_config": to_plain(m_cfg), "aus": aus,
+    atomic.torch_save(model_path, {"state_dict": state, "model_config": to_plain(m_cfg), "aus": aus,
                                         "normalization": t_cfg.normalization, "epochs": t_cfg.epochs,
                                         "preprocessing": preprocessing,
                                         "history": history, "n_train": len(rows), "n_excluded": n_excluded,
                                         "signature": sig})
-    atomic.write_csv(out_dir / HISTORY, pd.DataFrame(history, columns=["epoch", "loss", "lr", "seconds"]))
-    return {"fold": fold["name"], "model": str(out_dir / MODEL), "epochs": t_cfg.epochs,
+    _write_history(history_path, history)
+    return {"fold": fold["name"], "model": str(model_path), "epochs": t_cfg.epochs,
             "loss": history[-1]["loss"] if history else None, "n_train": len(rows), "n_excluded": n_excluded,
             "resumed_from": resumed_from, "seconds": time.time() - t_start}

@@ -1,10 +1,7 @@
-# Shared definitions: the typed config (checked before any job), paths,
-# wildcard constraints, the checkpoint-driven list of videos, and the
-# per-rule config handed to `fau` commands.
+# Shared definitions: the typed config (checked once, against the schema,
+# before any job), the results layout's root, wildcard constraints, the
+# checkpoint-driven list of videos, and each rule's config sections.
 import json
-import os
-import shlex
-import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -24,16 +21,9 @@ if not CFG.synth.enabled and not Path(CFG.dataset.root).is_dir():
         "(point it at your copy of the dataset, or enable synth)"
     )
 
-# Jobs call the `fau` console script of the environment that runs Snakemake
-# (a conda env prepends its own bin/ when --sdm conda is used).
-envvars:
-    "PATH",
-
-
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-
 RESULTS = CFG.results
 DATASET = CFG.dataset.name
+# Every result path is written out in the rules below, under this folder.
 OUT = f"{RESULTS}/{{dataset}}"
 FOLDS = fold_names(CFG.folds)
 
@@ -44,12 +34,12 @@ wildcard_constraints:
     video=r"[A-Za-z0-9_.-]+",
 
 
-def config_json(*sections):
-    """The config sections a rule depends on, as one shell-quoted JSON
-    argument; also the rule's params, so a change re-runs exactly the rules
-    that read it."""
-    keep = {"seed", "results", "dataset", *sections}
-    return shlex.quote(json.dumps({k: v for k, v in config.items() if k in keep}, sort_keys=True))
+def sections(*names):
+    """The config sections a rule reads (its `params.cfg`, from which its
+    script builds the typed config): a change re-runs exactly the rules that
+    read it. Keys sorted, so that only a changed value counts."""
+    keep = {"seed", "results", "dataset", *names}
+    return json.loads(json.dumps({k: v for k, v in config.items() if k in keep}, sort_keys=True))
 
 
 def videos(wildcards):

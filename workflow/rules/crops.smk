@@ -1,5 +1,5 @@
 # Stage 2: aligned crops + AU centre points per video, merged into the
-# dataset's annotation JSON (seed format) and table; subject-exclusive folds.
+# dataset's annotation table and JSON (docs/formats.md); subject-exclusive folds.
 
 
 rule crops:
@@ -10,7 +10,7 @@ rule crops:
         table=f"{OUT}/crops/{{video}}.csv",
         images=directory(f"{OUT}/crops/{{video}}"),
     params:
-        cfg=config_json("crops"),
+        cfg=sections("crops"),
     log:
         f"{OUT}/logs/crops/{{video}}.log",
     benchmark:
@@ -19,39 +19,40 @@ rule crops:
         mem_mb=CFG.resources.prep_mem_mb,
         runtime=CFG.resources.prep_runtime,
     conda:
-        "../../envs/data.yaml"
-    shell:
-        "fau crops --config-json {params.cfg} --video {wildcards.video} 2> {log}"
+        "../../envs/fau.yaml"
+    script:
+        "../scripts/crops.py"
 
 
 rule annotations:
     input:
+        frames=f"{OUT}/index/frames.csv",
         tables=lambda wc: expand(f"{OUT}/crops/{{video}}.csv", dataset=wc.dataset, video=videos(wc)),
     output:
         csv=f"{OUT}/annotations.csv",
         json=f"{OUT}/annotations.json",
     params:
-        cfg=config_json("crops"),
+        cfg=sections("crops"),
     log:
         f"{OUT}/logs/annotations.log",
     benchmark:
         f"{OUT}/benchmarks/annotations.tsv"
     conda:
-        "../../envs/data.yaml"
-    shell:
-        "fau annotations --config-json {params.cfg} 2> {log}"
+        "../../envs/fau.yaml"
+    script:
+        "../scripts/annotations.py"
 
 
 rule folds:
     input:
-        f"{OUT}/annotations.csv",
+        annotations=f"{OUT}/annotations.csv",
     output:
-        f"{OUT}/folds.json",
+        folds=f"{OUT}/folds.json",
     params:
-        cfg=config_json("folds"),
+        cfg=sections("folds"),
     log:
         f"{OUT}/logs/folds.log",
     conda:
-        "../../envs/data.yaml"
-    shell:
-        "fau folds --config-json {params.cfg} 2> {log}"
+        "../../envs/fau.yaml"
+    script:
+        "../scripts/folds.py"

@@ -4,15 +4,16 @@
 
 rule evaluate:
     input:
-        model=f"{OUT}/{{fold}}/model.pt",
+        model=f"{OUT}/models/{{fold}}.pt",
         annotations=f"{OUT}/annotations.csv",
         folds=f"{OUT}/folds.json",
         parent=f"{OUT}/mlflow/parent.json",
     output:
-        predictions=f"{OUT}/{{fold}}/predictions.csv",
-        metrics=f"{OUT}/{{fold}}/metrics.csv",
+        predictions=f"{OUT}/predictions/{{fold}}.csv",
+        metrics=f"{OUT}/metrics/{{fold}}.csv",
     params:
-        cfg=config_json("model", "eval", "mlflow"),
+        cfg=sections("model", "eval", "mlflow"),
+        mlflow_run=f"{OUT}/mlflow/{{fold}}.json",
     log:
         f"{OUT}/logs/evaluate/{{fold}}.log",
     benchmark:
@@ -23,25 +24,25 @@ rule evaluate:
         runtime=CFG.resources.train_runtime,
         **gpu_resources(),
     conda:
-        "../../envs/train.yaml"
-    shell:
-        "fau evaluate --config-json {params.cfg} --fold {wildcards.fold} --threads {threads} "
-        "--parent {input.parent} 2> {log}"
+        "../../envs/fau.yaml"
+    script:
+        "../scripts/evaluate.py"
 
 
 rule pool:
     input:
-        predictions=expand(f"{OUT}/{{fold}}/predictions.csv", fold=FOLDS, allow_missing=True),
+        predictions=expand(f"{OUT}/predictions/{{fold}}.csv", fold=FOLDS, allow_missing=True),
         parent=f"{OUT}/mlflow/parent.json",
     output:
         csv=f"{OUT}/metrics.csv",
         json=f"{OUT}/metrics.json",
         folds=f"{OUT}/metrics_folds.csv",
     params:
-        cfg=config_json("folds", "mlflow"),
+        cfg=sections("folds", "mlflow"),
+        folds=FOLDS,
     log:
         f"{OUT}/logs/pool.log",
     conda:
-        "../../envs/train.yaml"
-    shell:
-        "fau pool --config-json {params.cfg} --parent {input.parent} 2> {log}"
+        "../../envs/fau.yaml"
+    script:
+        "../scripts/pool.py"

@@ -9,7 +9,7 @@ checkpoint index:
         frames=f"{OUT}/index/frames.csv",
         videos=f"{OUT}/index/videos.txt",
     params:
-        cfg=config_json(),
+        cfg=sections(),
     log:
         f"{OUT}/logs/index.log",
     benchmark:
@@ -18,18 +18,18 @@ checkpoint index:
         mem_mb=CFG.resources.prep_mem_mb,
         runtime=CFG.resources.prep_runtime,
     conda:
-        "../../envs/data.yaml"
-    shell:
-        "fau index --config-json {params.cfg} 2> {log}"
+        "../../envs/fau.yaml"
+    script:
+        "../scripts/index.py"
 
 
 rule landmarks:
     input:
         frames=f"{OUT}/index/frames.csv",
     output:
-        f"{OUT}/landmarks/{{video}}.csv",
+        landmarks=f"{OUT}/landmarks/{{video}}.csv",
     params:
-        cfg=config_json("landmarks"),
+        cfg=sections("landmarks"),
     log:
         f"{OUT}/logs/landmarks/{{video}}.log",
     benchmark:
@@ -38,6 +38,6 @@ rule landmarks:
         mem_mb=CFG.resources.prep_mem_mb,
         runtime=CFG.resources.prep_runtime,
     conda:
-        "../../envs/data.yaml"
-    shell:
-        "fau landmarks --config-json {params.cfg} --video {wildcards.video} 2> {log}"
+        "../../envs/fau.yaml"
+    script:
+        "../scripts/landmarks.py"

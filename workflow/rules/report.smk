@@ -6,20 +6,23 @@ rule report:
     input:
         metrics=f"{OUT}/metrics.json",
         folds_metrics=f"{OUT}/metrics_folds.csv",
-        predictions=expand(f"{OUT}/{{fold}}/predictions.csv", fold=FOLDS, allow_missing=True),
-        histories=expand(f"{OUT}/{{fold}}/history.csv", fold=FOLDS, allow_missing=True),
-        models=expand(f"{OUT}/{{fold}}/model.pt", fold=FOLDS, allow_missing=True),
+        folds=f"{OUT}/folds.json",
+        annotations=f"{OUT}/annotations.csv",
+        predictions=expand(f"{OUT}/predictions/{{fold}}.csv", fold=FOLDS, allow_missing=True),
+        histories=expand(f"{OUT}/history/{{fold}}.csv", fold=FOLDS, allow_missing=True),
+        models=expand(f"{OUT}/models/{{fold}}.pt", fold=FOLDS, allow_missing=True),
         parent=f"{OUT}/mlflow/parent.json",
     output:
         report=f"{OUT}/report.md",
         figures=directory(f"{OUT}/figures"),
     params:
-        cfg=config_json("crops", "folds", "model", "train", "eval", "mlflow", "report"),
+        cfg=sections("synth", "crops", "folds", "model", "train", "eval", "mlflow", "report"),
+        folds=FOLDS,
     log:
         f"{OUT}/logs/report.log",
     benchmark:
         f"{OUT}/benchmarks/report.tsv"
     conda:
-        "../../envs/report.yaml"
-    shell:
-        "fau report --config-json {params.cfg} --parent {input.parent} 2> {log}"
+        "../../envs/fau.yaml"
+    script:
+        "../scripts/report.py"

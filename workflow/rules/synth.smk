@@ -6,7 +6,7 @@ rule synth:
     output:
         manifest=f"{CFG.dataset.root}/.synth/manifest.json",
     params:
-        cfg=config_json("synth"),
+        cfg=sections("synth"),
     log:
         f"{RESULTS}/{DATASET}/logs/synth.log",
     benchmark:
@@ -15,6 +15,6 @@ rule synth:
         mem_mb=CFG.resources.prep_mem_mb,
         runtime=CFG.resources.prep_runtime,
     conda:
-        "../../envs/data.yaml"
-    shell:
-        "fau synth --config-json {params.cfg} 2> {log}"
+        "../../envs/fau.yaml"
+    script:
+        "../scripts/synth.py"

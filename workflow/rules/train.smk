@@ -1,20 +1,22 @@
 # Stage 3: one MLflow parent run for this invocation (before the fan-out),
 # then one training job per fold (GPU job on a cluster when resources.gpu > 0).
+# The checkpoint and the MLflow run file are not outputs: Snakemake deletes a
+# failed job's outputs, and a restarted job resumes from them.
 
 
 rule mlflow_parent:
     input:
-        f"{OUT}/folds.json",
+        folds=f"{OUT}/folds.json",
     output:
-        f"{OUT}/mlflow/parent.json",
+        parent=f"{OUT}/mlflow/parent.json",
     params:
-        cfg=config_json("crops", "folds", "model", "train", "mlflow"),
+        cfg=sections("crops", "folds", "model", "train", "mlflow"),
     log:
         f"{OUT}/logs/mlflow_parent.log",
     conda:
-        "../../envs/train.yaml"
-    shell:
-        "fau mlflow-start --config-json {params.cfg} --out {output} 2> {log}"
+        "../../envs/fau.yaml"
+    script:
+        "../scripts/mlflow_parent.py"
 
 
 rule train:
@@ -23,10 +25,12 @@ rule train:
         folds=f"{OUT}/folds.json",
         parent=f"{OUT}/mlflow/parent.json",
     output:
-        model=f"{OUT}/{{fold}}/model.pt",
-        history=f"{OUT}/{{fold}}/history.csv",
+        model=f"{OUT}/models/{{fold}}.pt",
+        history=f"{OUT}/history/{{fold}}.csv",
     params:
-        cfg=config_json("landmarks", "crops", "model", "train", "mlflow"),
+        cfg=sections("landmarks", "crops", "model", "train", "mlflow"),
+        checkpoint=f"{OUT}/checkpoints/{{fold}}.pt",
+        mlflow_run=f"{OUT}/mlflow/{{fold}}.json",
     log:
         f"{OUT}/logs/train/{{fold}}.log",
     benchmark:
@@ -37,7 +41,6 @@ rule train:
         runtime=CFG.resources.train_runtime,
         **gpu_resources(),
     conda:
-        "../../envs/train.yaml"
-    shell:
-        "fau train --config-json {params.cfg} --fold {wildcards.fold} --threads {threads} "
-        "--parent {input.parent} 2> {log}"
+        "../../envs/fau.yaml"
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,6 @@
+# Rule folds: subject-exclusive folds over the annotated subjects.
+from fau import stages
+from fau.snakemake_job import job
+
+with job(snakemake) as cfg:
+    print(stages.folds(cfg, snakemake.input.annotations, snakemake.output.folds))
