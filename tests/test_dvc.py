@@ -1,21 +1,25 @@
 """DVC over the Snakemake targets, in a temporary git repo with a local
-remote: repro, a no-op second repro, a param change that re-runs only the
-stages after it, and push -> wipe -> pull restoring identical files."""
+remote: `dvc repro` after a plain Snakemake run (`make run`) only records
+what Snakemake made, a no-op second repro, a param change that re-runs only
+the stages after it, and push -> wipe -> pull restoring identical files."""
 
 from __future__ import annotations
 
 import hashlib
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from fau.config import deep_merge
-from workflow_helpers import BIN, ROOT, TINY, copy_workflow, env
+from workflow_helpers import BIN, ROOT, copy_workflow, env, load_test_config, snakemake
 
 pytestmark = pytest.mark.integration
+
+STAGES = ["synth", "prepare", "train", "evaluate", "report"]
 
 
 def run(cmd: list[str], cwd: Path, timeout: int = 900) -> str:
@@ -40,9 +44,10 @@ def digest(root: Path, rels: list[str]) -> dict[str, str]:
 
 def test_dvc_repro_push_pull(tmp_path):
     repo = copy_workflow(tmp_path / "repo", with_src=True)
-    # The shipped config/config.yaml (every key dvc.yaml names as params), made tiny.
-    cfg = deep_merge(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()), TINY)
+    # The shipped config/config.yaml (every key dvc.yaml names as params), made small.
+    cfg = deep_merge(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()), load_test_config())
     cfg.update({"results": "results", "mlflow": {"enabled": False}})
+    cfg["train"]["epochs"] = 1
     cfg["dataset"]["root"] = "data/synth/BP4D"
     (repo / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     (repo / ".gitignore").write_text(".snakemake/\n__pycache__/\n")
@@ -53,11 +58,21 @@ def test_dvc_repro_push_pull(tmp_path):
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "workflow"], repo)
 
-    first = run([dvc, "repro"], repo)
-    for stage in ["synth", "prepare", "train", "evaluate", "report"]:
-        assert f"Running stage '{stage}'" in first, first[-3000:]
+    # `make run`: the whole DAG by Snakemake alone; then `dvc repro` records it
+    # without making anything again.
+    snakemake(["--cores", "2"], cwd=repo)
     out = repo / "results" / "tiny"
     assert (out / "report.md").exists() and (out / "metrics.json").exists()
+    t0 = time.time()
+    first = run([dvc, "repro"], repo)
+    record_s = time.time() - t0
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in first, first[-3000:]
+    assert first.count("Nothing to be done") == len(STAGES), first[-4000:]
+    assert "steps (100%) done" not in first, first[-4000:]  # Snakemake ran no job
+    print(f"dvc repro after a Snakemake run: {record_s:.1f} s (only records)")
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert set(lock) == set(STAGES)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "results"], repo)
 
@@ -65,20 +80,26 @@ def test_dvc_repro_push_pull(tmp_path):
     assert "Running stage" not in second, second
     assert "up to date" in second.lower()
 
-    # One training param changes: only train and the stages after it re-run.
+    # One training param changes: only train and the stages after it re-run,
+    # and they run their Snakemake jobs again.
+    prepared = digest(repo, ["data/synth/BP4D", "results/tiny/crops", "results/tiny/annotations.csv"])
     cfg["train"]["epochs"] = 2
     (repo / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     third = run([dvc, "repro"], repo)
     assert "Running stage 'synth'" not in third and "Running stage 'prepare'" not in third, third[-3000:]
     for stage in ["train", "evaluate", "report"]:
         assert f"Running stage '{stage}'" in third, third[-3000:]
-    history = (out / "fold1" / "history.csv").read_text().strip().splitlines()
-    assert len(history) == 3  # header + 2 epochs
+    assert digest(repo, ["data/synth/BP4D", "results/tiny/crops", "results/tiny/annotations.csv"]) == prepared
+    assert third.count("forcing rules") == 3, third[-4000:]  # train, evaluate, report ran their jobs again
+    for fold in ("fold1", "fold2", "fold3"):
+        history = (out / "history" / f"{fold}.csv").read_text().strip().splitlines()
+        assert len(history) == 3  # header + 2 epochs
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "two epochs"], repo)
+    assert "up to date" in run([dvc, "status"], repo).lower()
 
     tracked = ["data/synth/BP4D", "results/tiny/annotations.json", "results/tiny/crops",
-               "results/tiny/fold1/model.pt", "results/tiny/metrics.csv", "results/tiny/report.md",
+               "results/tiny/models", "results/tiny/metrics.csv", "results/tiny/report.md",
                "results/tiny/figures"]
     before = digest(repo, tracked)
     store = tmp_path / "store"
