@@ -1,4 +1,4 @@
-"""AU centre points from 68 landmarks (the default table of method.md).
+"""AU centre points from 68 landmarks (the default table: docs/formats.md).
 
 Each AU has two points; each point is a spec (a mapping, YAML-friendly):
 

@@ -1,6 +1,6 @@
 """Heatmap targets and their decoding (the codec, separate from the model).
 
-Encoding (method.md): one Gaussian per AU point, sigma in output pixels,
+Encoding (the paper's): one Gaussian per AU point, sigma in output pixels,
 centred at (floor(x / stride + 0.5), floor(y / stride + 0.5)) for a point
 (x, y) in input pixels, peak 1, scaled by 255 x the AU's intensity.
 Decoding: a point's intensity is max / 255; an AU's is the mean over its two

@@ -3,7 +3,7 @@
 Contents: the per-AU table (ICC(3,1), MAE, PCC pooled over all folds' test
 frames, and mean +- sd over folds), a config summary, and figures:
 predicted vs true per AU, intensity over time for a few test sequences,
-training curves, and the seed's demo (predicted AU heatmaps over test crops).
+training curves, and the authors' demo figure (predicted AU heatmaps over test crops).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def plot_history(histories: dict[str, pd.DataFrame], path: Path) -> None:
 
 
 def plot_heatmaps(cfg: Config, model_path: Path, rows: pd.DataFrame, table_dir: Path, path: Path) -> None:
-    """The seed's demo: predicted AU heatmaps (max over each AU's two points)
+    """The authors' demo figure: predicted AU heatmaps (max over each AU's two points)
     overlaid on test crops, with predicted and true intensities."""
     from .inference import predict_heatmaps
 
