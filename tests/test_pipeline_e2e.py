@@ -10,19 +10,22 @@ import time
 import urllib.parse
 import urllib.request
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from slurm_fixtures import slurm_cluster  # noqa: F401  (pytest fixture)
-from workflow_helpers import copy_workflow, mlflow_server, snakemake, write_config
+from workflow_helpers import copy_workflow, load_test_config, mlflow_server, snakemake, write_config
 
 pytestmark = pytest.mark.integration
 
 AUS = ["AU06", "AU10", "AU12", "AU14", "AU17"]
+EPOCHS = load_test_config()["train"]["epochs"]
 
 
-def _get(url: str, path: str, **params) -> dict:
+def _get(url: str, endpoint: str, **params) -> dict:
     q = f"?{urllib.parse.urlencode(params)}" if params else ""
-    with urllib.request.urlopen(f"{url}{path}{q}", timeout=30) as r:
+    with urllib.request.urlopen(f"{url}{endpoint}{q}", timeout=30) as r:
         return json.loads(r.read())
 
 
@@ -49,9 +52,22 @@ def test_local_run_writes_report_and_metrics(local_run):
     out = local_run["out"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(AUS) <= set(metrics["pooled"])
+    ann = pd.read_csv(out / "annotations.csv")
+    preds = pd.concat([pd.read_csv(out / "predictions" / f"fold{i}.csv") for i in (1, 2, 3)], ignore_index=True)
+    # Each annotated frame is predicted once: every subject is tested in exactly one fold.
+    assert sorted(zip(preds["video"], preds["frame"])) == sorted(zip(ann["video"], ann["frame"]))
     for au in AUS:
-        assert 0 <= metrics["pooled"][au]["mae"] <= 5
-        assert metrics["pooled"][au]["n"] > 0
+        t, p = preds[f"{au}_true"].to_numpy(), preds[f"{au}_pred"].to_numpy()
+        keep = ~np.isnan(t)
+        pooled = metrics["pooled"][au]
+        assert pooled["n"] == int(ann[au].notna().sum()) == int(keep.sum())
+        assert pooled["mae"] == pytest.approx(np.abs(t[keep] - p[keep]).mean(), rel=1e-9)
+        # Trained weights, not a constant predictor: the predictions vary from
+        # frame to frame, so PCC is defined and ICC(3,1) is not exactly 0.
+        assert np.std(p) > 0 and math.isfinite(pooled["pcc"]) and pooled["icc"] != 0, (au, pooled)
+        assert pooled["pcc"] == pytest.approx(np.corrcoef(t[keep], p[keep])[0, 1], rel=1e-6)
+    print(f"local run: {local_run['seconds']:.0f} s, pooled mean ICC {metrics['mean']['icc']:.3f}, "
+          f"PCC {metrics['mean']['pcc']:.3f}, MAE {metrics['mean']['mae']:.3f}")
     report = (out / "report.md").read_text()
     for au in AUS:
         assert f"| {au} |" in report
@@ -90,27 +106,41 @@ def test_mlflow_server_shows_parent_children_and_metrics(local_run):
         assert params["model.backbone"] == "resnet18" and "dataset_fingerprint" in params
         assert params["git_commit"]
         history = _get(url, "/api/2.0/mlflow/metrics/get-history", run_id=cid, metric_key="loss")["metrics"]
-        assert len(history) == 1 and math.isfinite(history[0]["value"])
-        metric_keys = {m["key"] for m in child["data"].get("metrics", [])}
-        assert {"icc_mean", "mae_mean", "mae_AU12"} <= metric_keys  # PCC is NaN (not logged) for a constant predictor
-        arts = {a["path"] for a in _get(url, "/api/2.0/mlflow/artifacts/list", run_id=cid).get("files", [])}
-        assert {"model", "evaluation", "config"} <= arts, arts
+        assert sorted(m["step"] for m in history) == list(range(1, EPOCHS + 1))
+        assert all(math.isfinite(m["value"]) for m in history)
+        # The fold's metrics table, every finite value (MLflow stores no NaN), plus the loss.
+        fold = tags(child)["fau.fold"]
+        table = pd.read_csv(local_run["out"] / "metrics" / f"{fold}.csv").set_index("au")
+        expected = {f"{m}_{au}": table.loc[au, m] for au in table.index for m in ("icc", "mae", "pcc")
+                    if math.isfinite(table.loc[au, m])}
+        logged = {m["key"]: m["value"] for m in child["data"]["metrics"] if m["key"] not in ("loss", "lr")}
+        assert logged.keys() == expected.keys() and {"icc_mean", "mae_mean", "mae_AU12"} <= logged.keys()
+        assert all(logged[k] == pytest.approx(v, rel=1e-6) for k, v in expected.items())
+
+        def files(path):
+            return {a["path"] for a in _get(url, "/api/2.0/mlflow/artifacts/list", run_id=cid,
+                                            path=path).get("files", [])}
+        assert {"model/model.pt", "model/history.csv"} <= files("model")
+        assert {"evaluation/predictions.csv", "evaluation/metrics.csv"} <= files("evaluation")
+        assert files("config") == {"config/config.json"}
     parent_arts = {a["path"] for a in _get(url, "/api/2.0/mlflow/artifacts/list", run_id=parent_id)["files"]}
     assert {"report", "metrics"} <= parent_arts
     with urllib.request.urlopen(url + "/", timeout=30) as r:
         assert r.status == 200 and b"<html" in r.read().lower()
 
 
-def test_same_seed_same_metrics_on_rerun(local_run, tmp_path):
-    """A second local run from scratch with the same config and seed gives
-    the same pooled metrics (CPU)."""
+def test_same_seed_same_predictions_on_rerun(local_run, tmp_path):
+    """A second local run from scratch (synthetic data, landmarks, crops,
+    training) with the same config and seed gives the same predictions and
+    metrics on CPU; fold1 only, to keep it short."""
     cfg = write_config(tmp_path / "again.yaml", tmp_path, mlflow={"enabled": False})
-    snakemake(["--cores", "2", "--configfile", str(cfg)], cwd=local_run["wf"])
-    a = json.loads((local_run["out"] / "metrics.json").read_text())["pooled"]
-    b = json.loads((tmp_path / "results" / "tiny" / "metrics.json").read_text())["pooled"]
-    for au in AUS:
-        for m in ("icc", "mae", "pcc"):
-            assert a[au][m] == pytest.approx(b[au][m], abs=1e-6, nan_ok=True), (au, m)
+    snakemake(["--cores", "2", "--configfile", str(cfg), "--", str(tmp_path / "results/tiny/metrics/fold1.csv")],
+              cwd=local_run["wf"])
+    for name in ("predictions/fold1.csv", "metrics/fold1.csv"):
+        a = pd.read_csv(local_run["out"] / name)
+        b = pd.read_csv(tmp_path / "results" / "tiny" / name)
+        pd.testing.assert_frame_equal(a, b, rtol=1e-6, atol=1e-6)
+    assert not (tmp_path / "results" / "tiny" / "models" / "fold2.pt").exists()
 
 
 def test_slurm_profile_runs_every_job_through_slurm(local_run, tmp_path, slurm_cluster):  # noqa: F811
@@ -129,10 +159,18 @@ def test_slurm_profile_runs_every_job_through_slurm(local_run, tmp_path, slurm_c
     assert all(j[2] == "COMPLETED" for j in jobs), sacct
     gpu_jobs = [j for j in jobs if "gres/gpu" in j[3]]
     assert len(gpu_jobs) == 6, sacct  # 3 train + 3 evaluate jobs asked for a GPU
-    a = json.loads((local_run["out"] / "metrics.json").read_text())["pooled"]
-    b = json.loads((tmp_path / "results" / "tiny" / "metrics.json").read_text())["pooled"]
-    for au in AUS:
+    # The same trained model's predictions and numbers as the local run (same
+    # config and seed, CPU).
+    for i in (1, 2, 3):
+        pd.testing.assert_frame_equal(pd.read_csv(local_run["out"] / "predictions" / f"fold{i}.csv"),
+                                      pd.read_csv(tmp_path / "results" / "tiny" / "predictions" / f"fold{i}.csv"),
+                                      rtol=1e-6, atol=1e-6)
+    a = json.loads((local_run["out"] / "metrics.json").read_text())
+    b = json.loads((tmp_path / "results" / "tiny" / "metrics.json").read_text())
+    for au in [*AUS, "mean"]:
         for m in ("icc", "mae", "pcc"):
-            assert a[au][m] == pytest.approx(b[au][m], abs=1e-6, nan_ok=True), (au, m)
+            x = a["mean"][m] if au == "mean" else a["pooled"][au][m]
+            y = b["mean"][m] if au == "mean" else b["pooled"][au][m]
+            assert math.isfinite(x) and x == pytest.approx(y, abs=1e-6), (au, m)
     print(f"slurm run: {len(jobs)} Slurm jobs, {wall:.0f} s")
 
