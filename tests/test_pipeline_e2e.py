@@ -9,6 +9,7 @@ import re
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -146,12 +147,13 @@ def test_same_seed_same_predictions_on_rerun(local_run, tmp_path):
 def test_slurm_profile_runs_every_job_through_slurm(local_run, tmp_path, slurm_cluster):  # noqa: F811
     wf = copy_workflow(tmp_path / "wf")
     cfg = write_config(tmp_path / "slurm.yaml", tmp_path, mlflow={"enabled": False}, resources={"gpu": 1})
-    before = {line.split("|")[0] for line in slurm_cluster.sacct("-X", "-S", "now-1days", "-o", "JobID").split()}
     t0 = time.time()
     proc = snakemake(["--profile", str(wf / "profiles" / "slurm"), "--configfile", str(cfg)], cwd=wf, timeout=1500)
     wall = time.time() - t0
     sacct = slurm_cluster.sacct("-X", "-S", "now-1days", "-o", "JobID,JobName,State,AllocTRES,WorkDir")
-    jobs = [line.split("|") for line in sacct.splitlines() if line.strip() and line.split("|")[0] not in before]
+    # This run's jobs: those started in its folder (accounting may record other tests' jobs late).
+    jobs = [j for j in (line.split("|") for line in sacct.splitlines() if line.strip())
+            if Path(j[4]).resolve() == wf.resolve()]
     # Every step of the DAG except the action-less `all` target ran as a Slurm job.
     steps = int(re.findall(r"\d+ of (\d+) steps \(100%\) done", proc.stdout + proc.stderr)[-1])
     assert steps > 10, proc.stdout + proc.stderr
