@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -21,8 +20,8 @@ from . import align, atomic
 from .annotations import table_columns
 from .au_locations import au_points, au_table
 from .config import CropsConfig, au_name
-from .errors import FauError
 from .landmarks import points_from_row
+from .preprocess import encode_crop, face_crop
 
 
 def crop_video(frames: Iterable[tuple[int, np.ndarray]], landmarks: pd.DataFrame, labels: pd.DataFrame,
@@ -46,12 +45,8 @@ def crop_video(frames: Iterable[tuple[int, np.ndarray]], landmarks: pd.DataFrame
             continue
         info = lab.loc[frame]
         pts = points_from_row(lm.loc[frame])  # (68, 2) frame pixels
-        m = align.alignment(pts, crops.template)
-        img = align.crop(image, m, crops.size)
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(crops.jpeg_quality)])
-        if not ok:
-            raise FauError(f"{images_dir}: cannot encode the crop of frame {frame}")
-        atomic.write_bytes(images_dir / f"{int(frame)}.jpg", buf.tobytes())
+        img, m = face_crop(image, pts, crops)  # the aligned crop, frame -> crop similarity (as `fau predict`)
+        atomic.write_bytes(images_dir / f"{int(frame)}.jpg", encode_crop(img, crops.jpeg_quality))
         rel = f"{int(frame)}.jpg" if prefix == "." else f"{prefix}/{int(frame)}.jpg"
         cpts = align.transform(pts, m)
         points = au_points(cpts, table)

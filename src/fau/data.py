@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from .annotations import check_columns, point_columns
 from .errors import FauError
 from .heatmaps import encode
+from .preprocess import resize_to_input
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -73,9 +74,7 @@ class AUDataset(Dataset):
         img = load_rgb(self.paths[i])
         h, w = img.shape[:2]
         s = self.input_size
-        if (h, w) != (s, s):
-            img = cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA if w > s else cv2.INTER_LINEAR)
-        return img, np.array([s / w, s / h])
+        return resize_to_input(img, s), np.array([s / w, s / h])
 
     def __getitem__(self, i: int) -> dict:
         img, scale = self.image(i)
