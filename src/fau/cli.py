@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pool": ("fau.cli_model", "pool all folds' predictions: pooled metrics and per-fold mean +- sd"),
     "mlflow-start": ("fau.cli_workflow", "create the MLflow parent run of a workflow invocation (before the fan-out)"),
     "report": ("fau.cli_workflow", "write the report (tables and figures) for a finished run"),
+    "predict": ("fau.cli_predict", "AU intensities for videos, images or image folders: one OpenFace-style CSV each"),
 }
 
 

@@ -183,6 +183,27 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class FinalConfig:
+    """The final model (rule train_final, target `final`)."""
+
+    enabled: bool = False  # the default target also trains + registers it (and writes report_final.md)
+    registered_model: Optional[str] = None  # MLflow Model Registry name; None: fau-<dataset.name>
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """`fau predict` as a workflow (target `predict`, one job per input)."""
+
+    input: Optional[str] = None  # glob of videos, images or image folders
+    model: Optional[str] = None  # model.pt or models:/<name>/<version>; None: this config's final model
+    overlay: bool = False  # also <results>/predict/overlays/<name>/ (video with landmarks, AU bars, heatmaps)
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    precision: str = "auto"  # "auto" (bf16 on CUDA) | "fp32" | "bf16"
+    batch_size: Optional[int] = None  # None: 16 on CPU, 64 on CUDA
+    fps: Optional[float] = None  # timestamps' frame rate; None: the video's (image folders: 30)
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int = 0
     results: str = "results"
@@ -197,6 +218,8 @@ class Config:
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    final: FinalConfig = field(default_factory=FinalConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
 
     def to_dict(self) -> dict:
         return to_plain(self)
