@@ -24,6 +24,8 @@ include: "workflow/rules/crops.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/final.smk"
+include: "workflow/rules/predict.smk"
 
 
 rule all:
@@ -31,3 +33,19 @@ rule all:
     input:
         report=f"{RESULTS}/{DATASET}/report.md",
         metrics=f"{RESULTS}/{DATASET}/metrics.json",
+        # the final model and the report naming its registered version, only when asked for
+        final=[f"{RESULTS}/{DATASET}/report_final.md"] if CFG.final.enabled else [],
+
+
+# `snakemake final`: the final model (all subjects, registered in MLflow) and
+# report_final.md naming its registered version (workflow/rules/final.smk).
+rule final:
+    input:
+        f"{RESULTS}/{DATASET}/report_final.md",
+
+
+# `snakemake predict --configfile config/predict.yaml`: `fau predict` on every
+# input predict.input matches, one job each (workflow/rules/predict.smk).
+rule predict:
+    input:
+        predict_outputs,

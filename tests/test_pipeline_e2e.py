@@ -176,3 +176,110 @@ def test_slurm_profile_runs_every_job_through_slurm(local_run, tmp_path, slurm_c
             assert math.isfinite(x) and x == pytest.approx(y, abs=1e-6), (au, m)
     print(f"slurm run: {len(jobs)} Slurm jobs, {wall:.0f} s")
 
+
+
+# ------------------------------------------------------------ final model and predict (issue 11)
+
+
+def _ran(stdout: str) -> list[str]:
+    """Rules of the jobs a Snakemake run executed (its 'Job stats' table)."""
+    rows = re.findall(r"^(\w+)\s+(\d+)$", stdout.split("Job stats:")[-1].split("\n\n")[0], flags=re.MULTILINE)
+    return sorted(r for r, n in rows for _ in range(int(n)) if r != "total")
+
+
+@pytest.fixture(scope="module")
+def final_run(local_run):
+    """`snakemake final` after the cross-validation run, same config and server."""
+    proc = snakemake(["final", "--cores", "2", "--configfile", str(local_run["cfg"])], cwd=local_run["wf"])
+    return {**local_run, "final_stdout": proc.stdout + proc.stderr}
+
+
+def test_final_model_trains_on_all_subjects_registers_and_is_named_in_the_report(final_run):
+    out, url = final_run["out"], final_run["url"]
+    # Only the final model's jobs ran: the cross-validation outputs were up to date.
+    assert _ran(final_run["final_stdout"]) == ["final", "register_final", "report_final", "train_final"], \
+        final_run["final_stdout"][-3000:]
+    info = json.loads((out / "models" / "final.json").read_text())
+    assert info["registered"] and info["name"] == "fau-tiny" and info["version"] == 1
+    assert info["model_uri"] == "models:/fau-tiny/1"
+    mv = _get(url, "/api/2.0/mlflow/model-versions/get", name="fau-tiny", version="1")["model_version"]
+    assert mv["status"] == "READY" and mv["run_id"] == info["run_id"]
+    run = _get(url, "/api/2.0/mlflow/runs/get", run_id=info["run_id"])["run"]
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    parent = json.loads((out / "mlflow" / "parent.json").read_text())
+    assert tags["fau.role"] == "final" and tags["mlflow.parentRunId"] == parent["run_id"]
+    params = {p["key"]: p["value"] for p in run["data"]["params"]}
+    assert params["train.epochs"] == str(EPOCHS) and params["model.input_size"] == "64"  # the same config
+    # Trained on every subject: all fully coded frames of the annotation table.
+    import torch
+
+    ann = pd.read_csv(out / "annotations.csv")
+    meta = torch.load(out / "models" / "final.pt", weights_only=True)
+    assert meta["n_train"] == int(ann[AUS].notna().all(axis=1).sum())
+    assert meta["signature"]["fold"]["train"] == sorted(ann["subject"].astype(str).unique())
+    text = (out / "report_final.md").read_text()
+    cv = (out / "report.md").read_text()
+    assert "## Final model" in text and "`fau-tiny` version 1" in text and "models:/fau-tiny/1" in text
+    assert text.replace(text[text.index("## Final model"):text.index("## Run")], "") == cv  # the rest: the report
+
+
+def test_predict_target_one_job_per_input_with_the_registered_model(final_run, shared, tmp_path):
+    """`snakemake predict` on a video and an image folder with the registered
+    final model (models:/fau-tiny/1): one job each, the CSVs `fau predict`
+    writes from the model file, and the overlays."""
+    import shutil
+    import subprocess
+    import sys
+
+    import cv2
+
+    rec = tmp_path / "recordings"
+    rec.mkdir()
+    shutil.copy(shared / "videos" / "single_face.mp4", rec / "clip.mp4")
+    folder = rec / "stills"
+    folder.mkdir()
+    cap = cv2.VideoCapture(str(shared / "videos" / "WolfgangLanger_Pexels.mp4"))
+    for i in range(1, 6):
+        cv2.imwrite(str(folder / f"f{i}.jpg"), cap.read()[1])
+    pcfg = tmp_path / "predict.yaml"
+    pcfg.write_text(json.dumps({"predict": {"input": str(rec / "*"), "model": "models:/fau-tiny/1",
+                                            "overlay": True}}))
+    proc = snakemake(["predict", "--cores", "2", "--configfile", str(final_run["cfg"]), str(pcfg)],
+                     cwd=final_run["wf"])
+    assert _ran(proc.stdout + proc.stderr) == ["predict", "predict_input", "predict_input"]
+    pred = final_run["base"] / "results" / "predict"
+    direct = tmp_path / "direct"
+    cli = subprocess.run([sys.executable, "-m", "fau.cli", "predict", str(rec / "clip.mp4"), str(rec / "stills"),
+                          "--model", str(final_run["out"] / "models" / "final.pt"), "--out", str(direct), "--quiet"],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    for name, frames in (("clip", 72), ("stills", 5)):
+        assert (pred / f"{name}.csv").read_text() == (direct / f"{name}.csv").read_text()
+        assert len(pd.read_csv(pred / f"{name}.csv")) == frames
+        overlay = pred / "overlays" / name / f"{name}.mp4"
+        assert overlay.stat().st_size > 10_000
+        assert int(cv2.VideoCapture(str(overlay)).get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+
+
+def test_predict_target_through_slurm(local_run, shared, tmp_path, slurm_cluster):  # noqa: F811
+    """The predict target's jobs, one per input, as Slurm jobs."""
+    import shutil
+
+    wf = copy_workflow(tmp_path / "wf")
+    rec = tmp_path / "recordings"
+    rec.mkdir()
+    for name in ("single_face.mp4", "no_face.mp4"):
+        shutil.copy(shared / "videos" / name, rec / name)
+    cfg = write_config(tmp_path / "slurm.yaml", tmp_path, mlflow={"enabled": False},
+                       predict={"input": str(rec / "*.mp4"), "model": str(local_run["out"] / "models" / "fold1.pt")})
+    proc = snakemake(["predict", "--profile", str(wf / "profiles" / "slurm"), "--configfile", str(cfg)], cwd=wf,
+                     timeout=600)
+    run_id = re.search(r"SLURM run ID: (\S+)", proc.stdout + proc.stderr).group(1)  # the jobs' Slurm name
+    sacct = slurm_cluster.sacct("-X", "--name", run_id, "-S", "now-1days", "-o", "JobID,JobName,State,Comment")
+    jobs = [line.split("|") for line in sacct.splitlines() if line.strip()]
+    assert sorted(j[3] for j in jobs) == ["rule_predict_input_wildcards_no_face",
+                                          "rule_predict_input_wildcards_single_face"], sacct
+    assert all(j[2] == "COMPLETED" for j in jobs), sacct
+    for name in ("single_face", "no_face"):
+        table = pd.read_csv(tmp_path / "results" / "predict" / f"{name}.csv")
+        assert len(table) > 50 and (table["success"].sum() > 0) == (name == "single_face")

@@ -63,3 +63,42 @@ def gpu_resources():
         if CFG.resources.gpu_model:
             res["gpu_model"] = CFG.resources.gpu_model
     return res
+
+
+# `fau predict` as a workflow (predict.smk): the inputs predict.input matches,
+# by output name; the model (null: this config's final model).
+import glob
+import re
+
+from fau.cli_predict import output_names
+from fau.registry import is_mlflow_uri
+
+
+def predict_inputs():
+    """Output name -> input path, for the files / folders predict.input matches."""
+    if not CFG.predict.input:
+        return {}
+    paths = [Path(p) for p in sorted(glob.glob(CFG.predict.input))]
+    try:
+        return {name: str(path) for path, name in output_names(paths).items()}
+    except FauError as err:
+        raise WorkflowError(f"config error: predict.input: {err}")
+
+
+PREDICT_INPUTS = predict_inputs()
+PREDICT_MODEL = CFG.predict.model or f"{RESULTS}/{DATASET}/models/final.pt"
+PREDICT = f"{RESULTS}/predict"
+
+
+def predict_outputs(wildcards):
+    """The predict target's files: a CSV (and an overlay folder) per input."""
+    if not PREDICT_INPUTS:
+        what = "is not set" if not CFG.predict.input else f"is {CFG.predict.input!r}, which matches nothing"
+        raise WorkflowError(
+            f"config error: config key 'predict.input' {what}: it takes a glob of videos, images or image "
+            "folders (see config/predict.yaml)"
+        )
+    out = expand(f"{PREDICT}/{{name}}.csv", name=PREDICT_INPUTS)
+    if CFG.predict.overlay:
+        out += expand(f"{PREDICT}/overlays/{{name}}", name=PREDICT_INPUTS)
+    return out
