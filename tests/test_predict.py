@@ -434,3 +434,19 @@ def test_predict_gives_evaluate_intensities_on_the_datasets_own_frames(dataset_r
     print(f"{video} without the crop's JPEG round trip: |predict - evaluate| max {jpeg.max():.3f}, "
           f"mean {jpeg.mean():.4f}")
     assert jpeg.max() > 10 * TOL
+
+
+def test_several_faces_the_largest_is_face_0(model, shared, tmp_path):
+    import dlib
+
+    image = shared / "faces" / "multi_face.jpg"
+    proc = run_fau("predict", str(image), "--model", str(model), "--out", str(tmp_path), "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    _, rows = raw_rows(tmp_path / "multi_face.csv")
+    assert len(rows) == 1 and rows[0][1] == "0" and rows[0][4] == "1"
+    faces = dlib.get_frontal_face_detector()(cv2.imread(str(image), cv2.IMREAD_GRAYSCALE), 1)
+    assert len(faces) >= 2
+    largest = max(faces, key=lambda d: d.area())
+    xs, ys = np.array(rows[0][5:73], float), np.array(rows[0][73:141], float)
+    cx, cy = np.median(xs), np.median(ys)
+    assert largest.left() < cx < largest.right() and largest.top() < cy < largest.bottom() + largest.height() / 3
