@@ -1,15 +1,22 @@
-"""Wall time of the embedded default DAG (`snakemake --cores 2`) from clean,
-per stage from the rules' `benchmark:` files.
+"""CPU time and wall time of the embedded default DAG (`make run`:
+`snakemake --cores 2`) from clean, per stage from the rules' `benchmark:` files.
 
-    python benchmarks/end_to_end.py [--cores 2] [--keep DIR]
+    python benchmarks/end_to_end.py [--cores 2] [--keep DIR] [--config KEY=VALUE ...]
 
-Bar (issue #5): the whole DAG in <= 10 minutes on a 2-core machine.
+The whole run's CPU time is user + sys of Snakemake and every process it
+started (getrusage of the waited-for children): what the run costs whatever
+else the machine is doing. Wall time depends on the machine's load.
+
+Bar (issue 10): <= 16 CPU-minutes (about 8 minutes wall on 2 idle cores).
+Also printed: the pooled mean ICC(3,1) of the run (the report's number).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -20,31 +27,44 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from _common import bar, cpu_info
+
 ROOT = Path(__file__).resolve().parents[1]
-BAR_S = 600.0
+BAR_CPU_MIN = 16.0
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--keep", type=Path, default=None, help="run in this folder and keep it")
+    ap.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="Snakemake --config overrides (e.g. seed=1)")
     args = ap.parse_args()
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="fau-e2e-"))
-    for name in ["Snakefile"]:
-        shutil.copy2(ROOT / name, work / name)
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ROOT / "Snakefile", work / "Snakefile")
     for name in ["workflow", "config", "profiles", "envs"]:
-        shutil.copytree(ROOT / name, work / name, dirs_exist_ok=True)
+        shutil.copytree(ROOT / name, work / name, dirs_exist_ok=True, symlinks=True)
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     out = work / cfg["results"] / cfg["dataset"]["name"]
     shutil.rmtree(work / cfg["results"], ignore_errors=True)
     shutil.rmtree(work / cfg["dataset"]["root"], ignore_errors=True)
+    shutil.rmtree(work / ".snakemake", ignore_errors=True)
 
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    t0 = time.perf_counter()
-    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--cores", str(args.cores)],
-                          cwd=work, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    cmd = [str(Path(sys.executable).parent / "snakemake"), "--cores", str(args.cores)]
+    if args.config:
+        cmd += ["--config", *args.config]
+    print(f"embedded default DAG from clean: {' '.join(cmd[1:])} in {work}\nmachine: {cpu_info()}", flush=True)
+    cpu0, t0 = children_cpu(), time.perf_counter()
+    proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+    wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0
     if proc.returncode != 0:
         print(proc.stdout[-3000:], proc.stderr[-5000:], file=sys.stderr)
         return 1
@@ -53,19 +73,23 @@ def main() -> int:
     for tsv in sorted((out / "benchmarks").rglob("*.tsv")):
         b = pd.read_csv(tsv, sep="\t")
         stage = tsv.relative_to(out / "benchmarks").parts[0].removesuffix(".tsv")
-        rows.append({"stage": stage, "job": tsv.stem, "s": float(b["s"].iloc[0]), "max_rss_mb": b["max_rss"].iloc[0]})
+        rows.append({"stage": stage, "job": tsv.stem, "wall_s": float(b["s"].iloc[0]),
+                     "cpu_s": float(b["cpu_time"].iloc[0]), "max_rss_mb": b["max_rss"].iloc[0]})
     jobs = pd.DataFrame(rows)
-    per_stage = jobs.groupby("stage", sort=False).agg(jobs=("job", "count"), cpu_seconds=("s", "sum"),
-                                                     max_rss_mb=("max_rss_mb", "max"))
-    print(f"embedded default DAG, snakemake --cores {args.cores}, from clean ({work})")
-    print(per_stage.sort_values("cpu_seconds", ascending=False).to_string(float_format=lambda v: f"{v:.1f}"))
-    print(f"\nsum of job times  {jobs['s'].sum():7.1f} s  ({len(jobs)} jobs with a benchmark file)")
-    print(f"wall time         {wall:7.1f} s")
-    print(f"ratio to the bar  {wall / BAR_S:7.2f}  (wall / 600 s; bar: <= 1.00)  "
-          f"{'PASS' if wall <= BAR_S else 'FAIL'}")
+    per_stage = jobs.groupby("stage", sort=False).agg(jobs=("job", "count"), cpu_s=("cpu_s", "sum"),
+                                                     wall_s=("wall_s", "sum"), max_rss_mb=("max_rss_mb", "max"))
+    print(per_stage.sort_values("cpu_s", ascending=False).to_string(float_format=lambda v: f"{v:.1f}"))
+    print(f"\njobs' CPU time (benchmark files) {jobs['cpu_s'].sum():7.1f} s  ({len(jobs)} jobs)")
+    print(f"whole run CPU time (user + sys)   {cpu:7.1f} s = {cpu / 60:.2f} CPU-minutes "
+          "(Snakemake itself and jobs without a benchmark file included)")
+    print(f"wall time                         {wall:7.1f} s = {wall / 60:.2f} minutes on {args.cores} cores")
+    metrics = json.loads((out / "metrics.json").read_text())
+    print(f"pooled mean ICC(3,1) {metrics['mean']['icc']:.3f}, MAE {metrics['mean']['mae']:.3f}")
+    ok = bar("end_to_end CPU-minutes of make run", cpu / 60, BAR_CPU_MIN, "<=",
+             f"wall {wall / 60:.1f} min on {args.cores} cores")
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

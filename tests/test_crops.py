@@ -66,7 +66,7 @@ def test_alignment_puts_eyes_and_mouth_on_template(cropped):
     tpl = align.template_points(CropsConfig().template)
     for _, r in lm[lm["success"] == 1].iterrows():
         pts = points_from_row(r)
-        m = align.alignment(pts, CropsConfig().template)
+        m = align.frame_to_crop(pts, CropsConfig(alignment="eyes_mouth"))
         got = align.anchors(align.transform(pts, m))
         assert np.abs(got - tpl).max() < 10.0  # 3 anchors, least squares: close, not exact
         assert np.allclose(got.mean(axis=0), tpl.mean(axis=0))  # the centroids coincide
@@ -98,8 +98,12 @@ def test_json_round_trip(cropped, bp4d):
             assert vals[k, 0, 2] == vals[k, 1, 2] == r[f"AU{au:02d}"]
         if r["video"] == "F001_T1":  # AU12 points sit on the transformed landmarks 48 / 54
             pts = points_from_row(lm_by_frame.loc[r["frame"]])
-            m = align.alignment(pts, CropsConfig().template)
-            cp = align.transform(pts, m)
+            # Independent reference: OpenCV's least-squares similarity of the rigid points onto the
+            # neutral face (RANSAC with an unbounded threshold keeps every point, then refines).
+            m, _ = cv2.estimateAffinePartial2D(pts[list(align.RIGID)].astype(np.float32),
+                                               align.read_template()[list(align.RIGID)].astype(np.float32),
+                                               method=cv2.RANSAC, ransacReprojThreshold=1e6, refineIters=100)
+            cp = pts @ m[:, :2].T + m[:, 2]
             k = bp4d.aus.index(12)
             assert np.linalg.norm(vals[k, 0, :2] - cp[48]) < 2 and np.linalg.norm(vals[k, 1, :2] - cp[54]) < 2
 

@@ -49,3 +49,29 @@ def test_empty_fold_is_an_error():
         make_folds(["F001", "M001"], FoldsConfig(k=3))
     with pytest.raises(FauError, match="both train and test"):
         make_folds(SUBJECTS, FoldsConfig(explicit=({"train": ["F001"], "test": ["F001", "F002"]},)))
+
+
+def test_group_by_person_keeps_each_dominant_person_on_one_side(tmp_path):
+    """The split the learning tests use: no person dominates subjects on both
+    sides of a fold; groups balanced by subject count (largest first)."""
+    import json
+
+    from fau.folds import person_groups
+
+    people = {"F001": "eileen", "M001": "obama", "M002": "biden", "F002": "grace", "M003": "average",
+              "M004": "obama", "M005": "obama", "F003": "eileen", "M006": "obama", "M007": "biden",
+              "F004": "grace", "M008": "average"}
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"subjects": {s: {"dominant_person": p} for s, p in people.items()}}))
+    folds = make_folds(sorted(people), FoldsConfig(k=3, group_by="person"), person_groups(manifest))
+    assert sorted(s for f in folds for s in f["test"]) == sorted(people)  # every subject tested once
+    for f in folds:
+        test_people = {people[s] for s in f["test"]}
+        train_people = {people[s] for s in f["train"]}
+        assert not test_people & train_people, f
+        assert len(f["test"]) == 4
+    assert folds[0]["test"] == ["M001", "M004", "M005", "M006"]  # the largest group first, into fold1
+    with pytest.raises(FauError, match="only 2 people"):
+        make_folds(["F001", "M001"], FoldsConfig(k=3, group_by="person"), people)
+    with pytest.raises(FauError, match="manifest.*missing|missing.*manifest"):
+        person_groups(tmp_path / "nope.json")

@@ -5,6 +5,11 @@
   the other parts (the JAA-Net 3-fold partitions).
 - otherwise k folds over the sorted subject IDs: fold i tests every k-th
   subject starting at the i-th (`sorted[i::k]`), so each subject is tested once.
+  With `group_by: person` the unit is a group of subjects instead: the
+  synthetic subjects whose dominant source photo shows the same person (from
+  the synthetic dataset's manifest), so no person dominates subjects on both
+  sides of a fold; groups go, largest first, to the fold with the fewest
+  subjects so far (ties: the lower fold).
 
 Subjects named in the config but absent from the data are dropped with a
 warning; a fold left without train or test subjects is an error.
@@ -43,8 +48,42 @@ def _present(listed, have: set[str], what: str) -> list[str]:
     return keep
 
 
-def make_folds(subjects: list[str], cfg: FoldsConfig) -> list[dict]:
-    """[{"name", "train", "test"}] for the data's `subjects`."""
+def person_groups(manifest: str | Path) -> dict[str, str]:
+    """subject -> the person of its dominant source photo, from a synthetic
+    dataset's manifest (`<root>/.synth/manifest.json`)."""
+    path = Path(manifest)
+    try:
+        data = json.loads(path.read_text())
+        return {str(sid): str(rec["dominant_person"]) for sid, rec in data["subjects"].items()}
+    except FileNotFoundError:
+        raise FauError(f"{path}: missing; config key 'folds.group_by: person' needs a synthetic dataset's "
+                       "manifest") from None
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        raise FauError(f"{path}: not a synthetic dataset manifest with subjects and their dominant person") from None
+
+
+def _grouped(subjects: list[str], groups: dict[str, str], k: int) -> list[list[str]]:
+    """k test sets of whole groups, balanced by subject count."""
+    missing = [s for s in subjects if s not in groups]
+    if missing:
+        raise FauError(f"subjects {' '.join(missing[:5])} have no person in the synthetic manifest "
+                       "(config key 'folds.group_by: person')")
+    members: dict[str, list[str]] = {}
+    for s in subjects:
+        members.setdefault(groups[s], []).append(s)
+    if len(members) < k:
+        raise FauError(f"config key 'folds.k' is {k} but the data has only {len(members)} people "
+                       "(folds.group_by: person)")
+    tests: list[list[str]] = [[] for _ in range(k)]
+    for _, group in sorted(members.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        i = min(range(k), key=lambda j: (len(tests[j]), j))
+        tests[i].extend(group)
+    return [sorted(t) for t in tests]
+
+
+def make_folds(subjects: list[str], cfg: FoldsConfig, groups: dict[str, str] | None = None) -> list[dict]:
+    """[{"name", "train", "test"}] for the data's `subjects`; `groups`
+    (subject -> person) is needed for `group_by: person`."""
     subjects = sorted(set(subjects))
     have = set(subjects)
     names = fold_names(cfg)
@@ -67,6 +106,11 @@ def make_folds(subjects: list[str], cfg: FoldsConfig) -> list[dict]:
         for i, name in enumerate(names):
             folds.append({"name": name, "test": list(parts[i]),
                           "train": [s for j, p in enumerate(parts) if j != i for s in p]})
+    elif cfg.group_by == "person":
+        if groups is None:
+            raise FauError("config key 'folds.group_by' is 'person': the folds need the synthetic manifest")
+        for name, test in zip(names, _grouped(subjects, groups, cfg.k)):
+            folds.append({"name": name, "test": test, "train": [s for s in subjects if s not in test]})
     else:
         if len(subjects) < cfg.k:
             raise FauError(f"config key 'folds.k' is {cfg.k} but the data has only {len(subjects)} subjects")

@@ -23,7 +23,7 @@ from .errors import FauError
 def face_crop(image: np.ndarray, pts68: np.ndarray, crops: CropsConfig) -> tuple[np.ndarray, np.ndarray]:
     """The aligned crops.size x crops.size crop of a frame (same channels and
     dtype) and the (2, 3) frame -> crop similarity."""
-    m = align.alignment(pts68, crops.template)  # (2, 3)
+    m = align.frame_to_crop(pts68, crops)  # (2, 3)
     return align.crop(image, m, crops.size), m
 
 

@@ -46,6 +46,7 @@ rule annotations:
 rule folds:
     input:
         annotations=f"{OUT}/annotations.csv",
+        manifest=synth_manifest,  # folds.group_by: person reads the synthetic people's sources
     output:
         folds=f"{OUT}/folds.json",
     params:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
+from ..errors import FauError
 from .backbone import ResNet, load_backbone_weights, resnet
 from .heads import DeconvSCCHead
 from .scc import SCC
@@ -25,20 +26,25 @@ __all__ = ["FauNet", "SCC", "STRIDE", "build_model", "count_parameters", "train_
 class FauNet(nn.Module):
     """(B, 3, S, S) -> heatmaps (B, n_points, S/4, S/4)."""
 
-    def __init__(self, backbone: ResNet, head: DeconvSCCHead):
+    def __init__(self, backbone: ResNet, head: DeconvSCCHead, output_scale: float = 1.0):
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.output_scale = float(output_scale)  # model.output_scale: heatmaps keep their units
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))  # (B, 3, S, S) -> (B, C, S/32, S/32) -> (B, P, S/4, S/4)
+        out = self.head(self.backbone(x))  # (B, 3, S, S) -> (B, C, S/32, S/32) -> (B, P, S/4, S/4)
+        return out * self.output_scale if self.output_scale != 1.0 else out
 
 
 def build_model(model_cfg: ModelConfig, n_points: int) -> FauNet:
     """The network of `model_cfg` with one output heatmap per AU point; loads
     `model_cfg.backbone_weights` (torchvision layout) when set."""
-    backbone = resnet(model_cfg.backbone)
+    backbone = resnet(model_cfg.backbone, model_cfg.width)
     if model_cfg.backbone_weights:
+        if model_cfg.width != 64:
+            raise FauError(f"config key 'model.width' is {model_cfg.width}; pretrained weights "
+                           f"(model.backbone_weights) need the standard width 64")
         load_backbone_weights(backbone, model_cfg.backbone_weights)
     for m in backbone.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -47,7 +53,7 @@ def build_model(model_cfg: ModelConfig, n_points: int) -> FauNet:
     head = DeconvSCCHead(backbone.out_channels, model_cfg.input_size // 32, tuple(model_cfg.head_channels), n_points,
                          scc_enabled=scc.enabled, k=scc.k, impl=scc.impl, layout=scc.layout,
                          bn_momentum=model_cfg.bn_momentum)
-    return FauNet(backbone, head)
+    return FauNet(backbone, head, model_cfg.output_scale)
 
 
 def count_parameters(module: nn.Module) -> int:

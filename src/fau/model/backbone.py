@@ -67,20 +67,25 @@ SPECS: dict[str, tuple[type, tuple[int, int, int, int]]] = {
 
 
 class ResNet(nn.Module):
-    """ResNet trunk: (B, 3, S, S) -> (B, out_channels, S/32, S/32)."""
+    """ResNet trunk: (B, 3, S, S) -> (B, out_channels, S/32, S/32).
 
-    def __init__(self, block: type, layers: tuple[int, ...]):
+    `width`: channels of the first stage (64 in ResNet; the stages have
+    width, 2, 4 and 8 x width). A narrower trunk (e.g. 32: a quarter of the
+    multiply-adds) is for small CPU runs; torchvision's weights need 64."""
+
+    def __init__(self, block: type, layers: tuple[int, ...], width: int = 64):
         super().__init__()
-        self.inplanes = 64
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.width = width
+        self.inplanes = width
+        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.layer1 = self._make_layer(block, 64, layers[0])
-        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
-        self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
-        self.out_channels = 512 * block.expansion
+        self.layer1 = self._make_layer(block, width, layers[0])
+        self.layer2 = self._make_layer(block, 2 * width, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, 4 * width, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, 8 * width, layers[3], stride=2)
+        self.out_channels = 8 * width * block.expansion
         for m in self.modules():  # torchvision's initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -104,12 +109,12 @@ class ResNet(nn.Module):
         return self.layer4(self.layer3(x))  # (B, 512 e, S/32, S/32)
 
 
-def resnet(name: str) -> ResNet:
+def resnet(name: str, width: int = 64) -> ResNet:
     """'resnet18' | 'resnet34' | 'resnet50', randomly initialised."""
     if name not in SPECS:
         raise FauError(f"config key 'model.backbone' is {name!r}; expected one of {', '.join(SPECS)}")
     block, layers = SPECS[name]
-    return ResNet(block, layers)
+    return ResNet(block, layers, width)
 
 
 def load_backbone_weights(backbone: ResNet, path: str | Path) -> None:

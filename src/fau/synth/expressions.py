@@ -3,8 +3,10 @@
 Displacements are per intensity unit, in units of the inter-ocular distance
 (IOD, between the eye centres), along the face's own axes: `out` is away from
 the face's vertical midline (negative: inward), `down` towards the chin
-(negative: up). They add up linearly over AUs; intensity 5 moves e.g. the lip
-corners by 0.15 IOD up and out (AU12) and the chin by 0.3 IOD (AU26).
+(negative: up), times GAIN. They add up linearly over AUs; intensity 5 (FACS
+E, the maximum) moves e.g. the lip corners by 0.3 IOD up and 0.09 IOD out
+(AU12) and the chin by 0.45 IOD (AU26). Each AU also changes the skin
+(furrows, wrinkles, bulges: `fau.synth.appearance`).
 """
 
 from __future__ import annotations
@@ -16,19 +18,20 @@ AU_MOTION: dict[int, list[tuple[tuple[int, ...], float, float]]] = {
     1: [((21, 22), 0.0, -0.045), ((20, 23), 0.0, -0.03), ((19, 24), 0.0, -0.012)],  # inner brows up
     2: [((17, 26), 0.0, -0.045), ((18, 25), 0.0, -0.04), ((19, 24), 0.0, -0.025)],  # outer brows up
     4: [((20, 21, 22, 23), -0.025, 0.03), ((17, 18, 19, 24, 25, 26), -0.01, 0.02)],  # brows down, together
-    5: [((37, 38, 43, 44), 0.0, -0.02), ((36, 39, 42, 45), 0.0, -0.004)],  # upper lids up
-    6: [((40, 41, 46, 47), 0.0, -0.014), ((36, 45), 0.0, -0.008), ((1, 2, 15, 14), 0.0, -0.02),
-        ((31, 35), 0.0, -0.006)],  # cheeks and lower lids up
+    5: [((37, 38, 43, 44), 0.0, -0.02)],  # upper lids up
+    6: [((40, 41, 46, 47), 0.0, -0.014), ((1, 2, 15, 14), 0.0, -0.02),
+        ((31, 35), 0.0, -0.006)],  # cheeks and lower lids up (the eye corners stay)
     9: [((31, 32, 33, 34, 35), 0.0, -0.022), ((30,), 0.0, -0.012), ((21, 22), -0.01, 0.012),
         ((50, 51, 52), 0.0, -0.008)],  # nose wings up, brows pulled down
-    10: [((50, 51, 52), 0.0, -0.028), ((49, 53), 0.0, -0.02), ((61, 62, 63), 0.0, -0.024),
-         ((31, 32, 33, 34, 35), 0.0, -0.006)],  # upper lip up
+    10: [((50, 51, 52), 0.0, -0.032), ((49, 53), 0.0, -0.022), ((61, 62, 63), 0.0, -0.026),
+         ((31, 35), 0.004, -0.012), ((32, 33, 34), 0.0, -0.006)],  # upper lip up, nose wings lifted
     12: [((48, 54), 0.012, -0.04), ((60, 64), 0.012, -0.038), ((49, 53, 55, 59), 0.01, -0.033),
          ((50, 52, 56, 58, 61, 63, 65, 67), 0.005, -0.024), ((51, 57, 62, 66), 0.0, -0.018)],  # corners up and out
-    14: [((48, 54, 60, 64), -0.022, -0.004), ((49, 53, 55, 59), -0.01, 0.0)],  # corners in (tightened)
+    14: [((48, 54, 60, 64), -0.036, -0.004), ((49, 53, 55, 59), -0.016, 0.0), ((50, 51, 52), 0.0, 0.005),
+         ((56, 57, 58), 0.0, -0.005)],  # corners in (tightened), lips thinner
     15: [((48, 54, 60, 64), 0.004, 0.032), ((55, 59), 0.0, 0.014), ((49, 53), 0.0, 0.008)],  # corners down
-    17: [((56, 57, 58, 65, 66, 67), 0.0, -0.016), ((55, 59), 0.0, -0.01), ((7, 8, 9), 0.0, -0.026),
-         ((6, 10), 0.0, -0.014)],  # chin and lower lip up
+    17: [((56, 57, 58, 65, 66, 67), 0.0, -0.02), ((55, 59), 0.0, -0.012), ((7, 8, 9), 0.0, -0.03),
+         ((6, 10), 0.0, -0.016), ((48, 54, 60, 64), 0.0, 0.006)],  # chin and lower lip up, mouth arched
     20: [((48, 54, 60, 64), 0.036, 0.006), ((49, 53, 55, 59), 0.016, 0.003)],  # corners out
     25: [((65, 66, 67), 0.0, 0.03), ((56, 57, 58), 0.0, 0.02), ((55, 59), 0.0, 0.012),
          ((61, 62, 63), 0.0, -0.008)],  # lips apart
@@ -36,6 +39,8 @@ AU_MOTION: dict[int, list[tuple[tuple[int, ...], float, float]]] = {
          ((4, 12), 0.0, 0.015), ((57,), 0.0, 0.055), ((56, 58, 65, 66, 67), 0.0, 0.05),
          ((55, 59), 0.0, 0.035), ((48, 54, 60, 64), 0.0, 0.012)],  # jaw down
 }
+
+GAIN = 1.5  # all displacements above, so that intensity 5 is a marked change (FACS E)
 
 # Groups that move together (the AU's weight in the driver); every AU also has
 # its own independent events, so the co-occurrence is strong but not perfect.
@@ -80,7 +85,7 @@ def au_displacement(pts: np.ndarray, intensities: dict[int, float]) -> np.ndarra
             continue
         for idx, out, down in AU_MOTION[au]:
             i = np.array(idx)
-            disp[i] += value * iod * (out * side[i, None] * u[None, :] + down * v[None, :])
+            disp[i] += GAIN * value * iod * (out * side[i, None] * u[None, :] + down * v[None, :])
     return disp
 
 

