@@ -3,7 +3,7 @@
 #   make test    the test suite (unit + integration; Slurm/MLflow/DVC tests need
 #                scripts/ci-system-deps.sh's packages, else they skip with a reason)
 #   make bench   benchmarks/ (ratios against a baseline measured in the same run)
-#   make ui      MLflow UI on the local store (results/mlflow.db), http://127.0.0.1:5000
+#   make ui      MLflow UI on the local store (results/mlflow.db); prints the runs table's address
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
@@ -31,7 +31,7 @@ bench: install
 	python benchmarks/run_all.py $(BENCH_ARGS)
 
 ui: install
-	mlflow ui --backend-store-uri sqlite:///results/mlflow.db --host 127.0.0.1 --port 5000
+	fau mlflow-ui --config config/config.yaml --host 127.0.0.1 --port 5000
 
 clean:
 	rm -rf results data/synth .snakemake

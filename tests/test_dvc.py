@@ -73,6 +73,11 @@ def test_dvc_repro_push_pull(tmp_path):
     print(f"dvc repro after a Snakemake run: {record_s:.1f} s (only records)")
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     assert set(lock) == set(STAGES)
+    # The data version of the MLflow runs' dataset inputs is the one DVC records.
+    from fau.mlflow_runs import data_version
+
+    ann = next(o for o in lock["prepare"]["outs"] if o["path"].endswith("annotations.csv"))
+    assert ann["md5"] == data_version(out / "annotations.csv")
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "results"], repo)
 

@@ -74,36 +74,51 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def mlflow_server(workdir: Path):
-    """A real `mlflow server` (SQLite backend, served artefacts) on loopback."""
-    port = free_port()
+def start_mlflow_server(workdir: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """A real `mlflow server` (SQLite backend, served artefacts) on loopback,
+    on `port` (default: a free one); returns once it answers."""
+    port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
-    log = open(workdir / "mlflow-server.log", "w")
+    log = open(workdir / "mlflow-server.log", "a")
     proc = subprocess.Popen(
         [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
          "--artifacts-destination", str(workdir / "artifacts"), "--workers", "1"],
         cwd=workdir, env=env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log_file = log
     url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            stop_mlflow_server(proc)
+            raise AssertionError(f"mlflow server did not start:\n{(workdir / 'mlflow-server.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+def stop_mlflow_server(proc: subprocess.Popen) -> None:
+    """Stop the server and its workers (a no-op when it is gone already)."""
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                log.flush()
-                raise AssertionError(f"mlflow server did not start:\n{(workdir / 'mlflow-server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=20)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait(timeout=20)
+    proc.log_file.close()
+
+
+@contextmanager
+def mlflow_server(workdir: Path):
+    """A real `mlflow server` (SQLite backend, served artefacts) on loopback."""
+    proc, url = start_mlflow_server(workdir)
+    try:
         yield url
     finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-        log.close()
+        stop_mlflow_server(proc)

@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("fau.cli_model", "predict a fold's test subjects and compute ICC(3,1) / MAE / PCC per AU"),
     "pool": ("fau.cli_model", "pool all folds' predictions: pooled metrics and per-fold mean +- sd"),
     "mlflow-start": ("fau.cli_workflow", "create the MLflow parent run of a workflow invocation (before the fan-out)"),
+    "mlflow-sync": ("fau.cli_mlflow", "log to MLflow what a tracking server that was down missed (run files)"),
+    "mlflow-ui": ("fau.cli_mlflow", "the MLflow UI on the config's store, opened on the experiment's runs table"),
     "report": ("fau.cli_workflow", "write the report (tables and figures) for a finished run"),
     "predict": ("fau.cli_predict", "AU intensities for videos, images or image folders: one OpenFace-style CSV each"),
 }

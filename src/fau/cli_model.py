@@ -2,7 +2,9 @@
 
 Every input and output is a path argument. With --parent (a parent file of
 `fau mlflow-start`) they log to MLflow: train and evaluate to the fold's
-child run (recorded in --run-file), pool to the parent run.
+child run (recorded in --run-file), pool to the parent run. Without it,
+train and evaluate log to a run of their own when the config's
+mlflow.enabled is true (recorded in --run-file, default <model>.mlflow.json).
 """
 
 from __future__ import annotations
@@ -34,13 +36,14 @@ def _fold(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, required=True, metavar="PT", help="the fold's model file")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for this job (and data workers)")
     p.add_argument("--parent", type=Path, default=None, metavar="JSON",
-                   help="MLflow parent file of `fau mlflow-start`: log to the fold's child run under it")
+                   help="MLflow parent file of `fau mlflow-start`: log to the fold's child run under it "
+                        "(without it: a run of its own, when mlflow.enabled)")
     p.add_argument("--run-file", type=Path, default=None, metavar="JSON",
-                   help="where the fold's MLflow child run is recorded (default: <model>.mlflow.json)")
+                   help="where the fold's MLflow run is recorded (default: <model>.mlflow.json)")
 
 
-def _run_file(args: argparse.Namespace) -> Path | None:
-    if args.parent is None:
+def _run_file(args: argparse.Namespace, cfg: Config) -> Path | None:
+    if args.parent is None and not cfg.mlflow.enabled:
         return None
     return args.run_file or args.model.with_name(f"{args.model.stem}.mlflow.json")
 
@@ -54,7 +57,7 @@ def add_train(p: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace, cfg: Config) -> int:
     print(stages.train(cfg, args.annotations, args.folds, args.fold, args.model, args.history,
-                       checkpoint=args.checkpoint, parent=args.parent, run_file=_run_file(args),
+                       checkpoint=args.checkpoint, parent=args.parent, run_file=_run_file(args, cfg),
                        threads=args.threads))
     return 0
 
@@ -67,7 +70,7 @@ def add_evaluate(p: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace, cfg: Config) -> int:
     print(stages.evaluate(cfg, args.annotations, args.folds, args.fold, args.model, args.predictions,
-                          args.metrics, parent=args.parent, run_file=_run_file(args), threads=args.threads))
+                          args.metrics, parent=args.parent, run_file=_run_file(args, cfg), threads=args.threads))
     return 0
 
 

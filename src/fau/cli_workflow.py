@@ -13,10 +13,12 @@ from .config import Config
 def add_mlflow_start(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="JSON",
                    help="where to write the parent run's IDs (the --parent of later commands)")
+    p.add_argument("--annotations", type=Path, default=None, metavar="CSV",
+                   help="the annotation table: logged as the parent run's dataset input")
 
 
 def run_mlflow_start(args: argparse.Namespace, cfg: Config) -> int:
-    print(stages.mlflow_parent(cfg, args.out))
+    print(stages.mlflow_parent(cfg, args.out, args.annotations))
     return 0
 
 

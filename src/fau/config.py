@@ -162,6 +162,8 @@ class MlflowConfig:
     enabled: bool = True
     uri: str = "sqlite:///results/mlflow.db"
     experiment: str = "fau"
+    system_metrics: bool = True  # CPU / memory / GPU of training runs (MLflow's; needs psutil, GPU: nvidia-ml-py)
+    system_metrics_interval: float = 10.0  # seconds between samples
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ def train_final(cfg: Config, annotations_csv: PathLike, model: PathLike, history
                 run_file: Optional[PathLike] = None, threads: Optional[int] = None) -> str:
     """Train the final model on all subjects (resumes from `checkpoint`);
     with `parent`, log to the child run `final` recorded in `run_file`."""
-    from .mlflow_runs import FoldRun, _client, open_fold_run
+    from .mlflow_runs import FoldRun, open_fold_run
     from .train import train_fold
 
     fold = all_subjects(annotations_csv)
@@ -63,16 +63,14 @@ def train_final(cfg: Config, annotations_csv: PathLike, model: PathLike, history
     if parent is not None:
         if run_file is None:
             raise FauError(f"{parent}: logging the final model to MLflow needs its run file too")
-        run = open_fold_run(cfg, Path(parent), Path(run_file), "final", dataset_file=Path(annotations_csv))
-        if run.enabled:
-            _client(run.uri).set_tag(run.run_id, "fau.role", "final")
-    try:
+        run = open_fold_run(cfg, Path(parent), Path(run_file), "final", dataset_file=Path(annotations_csv),
+                            role="final", fold_def=fold)
+    # Interrupted: the run ends KILLED; an error: FAILED (fau.mlflow_runs).
+    with run.training(cfg.mlflow.system_metrics, cfg.mlflow.system_metrics_interval):
         result = train_fold(cfg, annotations_csv, fold, model, history, checkpoint,
                             on_epoch=lambda epoch, m: run.log_metrics(m, step=epoch), threads=threads)
-    except BaseException:
-        run.finish("FAILED")
-        raise
     if run.enabled:
+        run.log_history(Path(history))
         run.log_artifact(Path(history), "history")
         run.finish()
     return (f"final: {result['n_train']} frames of {len(fold['train'])} subjects, {result['epochs']} epochs, "
@@ -95,8 +93,13 @@ def register_final(cfg: Config, model: PathLike, annotations_csv: PathLike, run_
     """Log the final model to its MLflow run and register it; the
     registration (name, version, URIs) -> `out_json`. With MLflow disabled:
     `out_json` says so and nothing is registered."""
+    from .mlflow_runs import sync_records
     from .registry import log_and_register
 
+    if run_file is not None and Path(run_file).is_file() and cfg.mlflow.enabled:
+        # The training's run, caught up if the server missed it (registering needs the server).
+        if not all(ok for _, ok, _ in sync_records([Path(run_file)], pending_only=True)):
+            raise FauError(f"{run_file}: the MLflow server does not answer; cannot register the final model")
     run = json.loads(Path(run_file).read_text()) if run_file is not None and Path(run_file).is_file() else None
     if not cfg.mlflow.enabled or run is None:
         info = {"name": None, "version": None, "model_uri": None, "registered": False,

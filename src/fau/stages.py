@@ -121,25 +121,37 @@ def folds(cfg: Config, annotations_csv: PathLike, out_json: PathLike) -> str:
 # ---------------------------------------------------------------- model
 
 
-def mlflow_parent(cfg: Config, out_json: PathLike) -> str:
-    """Create the MLflow parent run of a workflow invocation; its IDs -> `out_json`."""
+def mlflow_parent(cfg: Config, out_json: PathLike, annotations_csv: Optional[PathLike] = None) -> str:
+    """Create the MLflow parent run of a workflow invocation (its data: the
+    annotation table, when given); its IDs -> `out_json`."""
     from .mlflow_runs import start_parent
 
-    info = start_parent(cfg, Path(out_json))
+    info = start_parent(cfg, Path(out_json), Path(annotations_csv) if annotations_csv is not None else None)
     if info.get("enabled"):
         return f"MLflow parent run {info['run_name']} ({info['run_id']}) at {info['uri']}"
     return "MLflow logging disabled (mlflow.enabled: false)"
 
 
 def _fold_run(cfg: Config, parent: Optional[PathLike], run_file: Optional[PathLike], fold: str,
-              annotations_csv: PathLike):
+              annotations_csv: PathLike, fold_def: Optional[dict] = None):
+    """The fold's MLflow run: a child of `parent`'s run, or without `parent` a
+    run of its own (mlflow.enabled), recorded in `run_file`."""
     from .mlflow_runs import FoldRun, open_fold_run
 
-    if parent is None:
-        return FoldRun(None, None)
     if run_file is None:
-        raise FauError(f"{parent}: logging to MLflow needs the fold's run file too")
-    return open_fold_run(cfg, Path(parent), Path(run_file), fold, dataset_file=Path(annotations_csv))
+        if parent is not None:
+            raise FauError(f"{parent}: logging to MLflow needs the fold's run file too")
+        return FoldRun(None, None)
+    return open_fold_run(cfg, Path(parent) if parent is not None else None, Path(run_file), fold,
+                         dataset_file=Path(annotations_csv), fold_def=fold_def)
+
+
+def _mlflow_note(run) -> str:
+    if not run.enabled:
+        return ""
+    if not run.data.get("synced"):
+        return f" (MLflow: not logged yet; `fau mlflow-sync {run.record}` when the server is back)"
+    return f" (MLflow run {run.name} {run.run_id})"
 
 
 def train(cfg: Config, annotations_csv: PathLike, folds_json: PathLike, fold: str, model: PathLike,
@@ -151,20 +163,19 @@ def train(cfg: Config, annotations_csv: PathLike, folds_json: PathLike, fold: st
     from .train import train_fold
 
     f = find_fold(folds_json, fold)
-    run = _fold_run(cfg, parent, run_file, fold, annotations_csv)
-    try:
+    run = _fold_run(cfg, parent, run_file, fold, annotations_csv, f)
+    # Interrupted (SIGINT, SIGTERM): the run ends KILLED; an error: FAILED.
+    with run.training(cfg.mlflow.system_metrics, cfg.mlflow.system_metrics_interval):
         result = train_fold(cfg, annotations_csv, f, model, history, checkpoint,
                             on_epoch=lambda epoch, m: run.log_metrics(m, step=epoch), threads=threads)
-    except BaseException:
-        run.finish("FAILED")
-        raise
     if run.enabled:
         run.log_dict(to_plain(cfg), "config/config.json")
+        run.log_history(Path(history))
         run.log_artifact(Path(model), "model", name="model.pt")
         run.log_artifact(Path(history), "model", name="history.csv")
         run.finish()
     return (f"{fold}: {result['n_train']} frames, {result['epochs']} epochs, final loss {result['loss']} "
-            f"-> {result['model']}")
+            f"-> {result['model']}{_mlflow_note(run)}")
 
 
 def evaluate(cfg: Config, annotations_csv: PathLike, folds_json: PathLike, fold: str, model: PathLike,
@@ -174,15 +185,15 @@ def evaluate(cfg: Config, annotations_csv: PathLike, folds_json: PathLike, fold:
     from .evaluate import evaluate_fold
     from .folds import find_fold
 
-    table = evaluate_fold(cfg, annotations_csv, find_fold(folds_json, fold), model, predictions, metrics,
-                          threads=threads)
-    run = _fold_run(cfg, parent, run_file, fold, annotations_csv)
+    f = find_fold(folds_json, fold)
+    table = evaluate_fold(cfg, annotations_csv, f, model, predictions, metrics, threads=threads)
+    run = _fold_run(cfg, parent, run_file, fold, annotations_csv, f)
     if run.enabled:
         run.log_metrics({f"{m}_{r['au']}": r[m] for _, r in table.iterrows() for m in ("icc", "mae", "pcc")})
         run.log_artifact(Path(predictions), "evaluation", name="predictions.csv")
         run.log_artifact(Path(metrics), "evaluation", name="metrics.csv")
         run.finish()
-    return table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    return table.to_string(index=False, float_format=lambda v: f"{v:.3f}") + _mlflow_note(run)
 
 
 def pool(cfg: Config, predictions: Mapping[str, PathLike], metrics_csv: PathLike, metrics_json: PathLike,
@@ -206,17 +217,24 @@ def pool(cfg: Config, predictions: Mapping[str, PathLike], metrics_csv: PathLike
 def report(cfg: Config, *, metrics_json: PathLike, folds_json: PathLike, annotations_csv: PathLike,
            predictions: Mapping[str, PathLike], histories: Mapping[str, PathLike], models: Mapping[str, PathLike],
            report_md: PathLike, figures_dir: PathLike, parent: Optional[PathLike] = None) -> str:
-    """The report (tables and figures); with `parent`, logged to the MLflow parent run."""
-    from .mlflow_runs import parent_run
+    """The report (tables and figures); with `parent`, logged to the MLflow
+    parent run, and the runs recorded beside the parent file that MLflow
+    still lacks (a server that was down) caught up."""
+    from .mlflow_runs import parent_run, sync_records
     from .report import write_report
 
     path = write_report(cfg, metrics_json=metrics_json, folds_json=folds_json, annotations_csv=annotations_csv,
                         predictions=predictions, histories=histories, models=models, report_md=report_md,
                         figures_dir=figures_dir)
+    note = ""
     if parent is not None:
         run = parent_run(Path(parent))
         run.log_artifact(path, "report", name="report.md")
         for fig in sorted(Path(figures_dir).glob("*.png")):
             run.log_artifact(fig, "report/figures")
         run.finish()
-    return f"report: {path}"
+        if run.enabled:
+            pending = [r for r in sync_records([Path(parent).parent], pending_only=True) if not r[1]]
+            note = (f" (MLflow: {len(pending)} runs not logged yet; `fau mlflow-sync {Path(parent).parent}` when "
+                    "the server is back)") if pending else _mlflow_note(run)
+    return f"report: {path}{note}"

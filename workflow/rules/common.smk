@@ -102,3 +102,24 @@ def predict_outputs(wildcards):
     if CFG.predict.overlay:
         out += expand(f"{PREDICT}/overlays/{{name}}", name=PREDICT_INPUTS)
     return out
+
+# No MLflow run left RUNNING: when an invocation ends, the parent run and any
+# child run still RUNNING end (after an error FAILED, after Ctrl-C KILLED, the
+# parent FINISHED after success), and runs that a tracking server which was
+# down missed are caught up (fau.mlflow_runs.end_invocation).
+def mlflow_end(failed, log):
+    parent = Path(f"{RESULTS}/{DATASET}/mlflow/parent.json")
+    if CFG.mlflow.enabled and parent.is_file():
+        import sys
+
+        from fau.mlflow_runs import end_invocation
+
+        print(end_invocation(parent, failed, log), file=sys.stderr)
+
+
+onsuccess:
+    mlflow_end(False, log)
+
+
+onerror:
+    mlflow_end(True, log)

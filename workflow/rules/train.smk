@@ -7,6 +7,7 @@
 rule mlflow_parent:
     input:
         folds=f"{OUT}/folds.json",
+        annotations=f"{OUT}/annotations.csv",
     output:
         parent=f"{OUT}/mlflow/parent.json",
     params:

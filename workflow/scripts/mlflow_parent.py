@@ -3,4 +3,4 @@ from fau import stages
 from fau.snakemake_job import job
 
 with job(snakemake) as cfg:
-    print(stages.mlflow_parent(cfg, snakemake.output.parent))
+    print(stages.mlflow_parent(cfg, snakemake.output.parent, snakemake.input.annotations))
