@@ -5,7 +5,9 @@
 #     slurmd, slurm-client, slurmdbd, mariadb-server (list owned by
 #     scripts/slurm-cluster.sh, which starts them with its own config);
 #   * the Python 3.11 toolchain the Makefile uses (python3.11 + venv, make);
-#   * git (DVC tests), procps (ps), ca-certificates (pip over HTTPS).
+#   * git (DVC tests), procps (ps), ca-certificates (pip over HTTPS);
+#   * chromium + chromium-driver: the MLflow UI test in headless Chromium
+#     (selenium drives Debian's driver; no browser is downloaded).
 # The packages' own services are NOT started (policy-rc.d): the tests run
 # private instances. Idempotent; fast when everything is present.
 set -euo pipefail
@@ -14,7 +16,8 @@ cd "$(dirname "$0")/.."
 
 # shellcheck disable=SC2207
 PKGS=($(bash scripts/slurm-cluster.sh packages)
-      python3.11 python3.11-venv make git procps ca-certificates coreutils util-linux)
+      python3.11 python3.11-venv make git procps ca-certificates coreutils util-linux
+      chromium chromium-driver fonts-dejavu-core)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -31,7 +31,7 @@ def test_conda_envs_pin_the_requirements_versions():
         pins = _pins(pip)
         assert pins, f"{env.name}: no pinned pip packages"
         runtime = {n for n in req if n not in ("snakemake", "snakemake-executor-plugin-slurm", "dvc", "pytest",
-                                               "pytest-timeout")}
+                                               "pytest-timeout", "selenium")}
         assert runtime <= set(pins), f"{env.name}: missing {sorted(runtime - set(pins))}"
         for name, version in pins.items():
             assert name in req, f"{env.name}: {name} is not in requirements.txt"

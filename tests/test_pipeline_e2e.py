@@ -42,7 +42,8 @@ def local_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("local")
     wf = copy_workflow(base / "wf")
     with mlflow_server(base / "mlflow") as url:
-        cfg = write_config(base / "tiny.yaml", base, mlflow={"uri": url, "experiment": "e2e"})
+        cfg = write_config(base / "tiny.yaml", base, mlflow={"uri": url, "experiment": "e2e",
+                                                             "system_metrics_interval": 1})
         t0 = time.time()
         proc = snakemake(["--cores", "2", "--configfile", str(cfg)], cwd=wf)
         yield {"base": base, "out": base / "results" / "tiny", "url": url, "wf": wf, "cfg": cfg,
@@ -114,7 +115,8 @@ def test_mlflow_server_shows_parent_children_and_metrics(local_run):
         table = pd.read_csv(local_run["out"] / "metrics" / f"{fold}.csv").set_index("au")
         expected = {f"{m}_{au}": table.loc[au, m] for au in table.index for m in ("icc", "mae", "pcc")
                     if math.isfinite(table.loc[au, m])}
-        logged = {m["key"]: m["value"] for m in child["data"]["metrics"] if m["key"] not in ("loss", "lr")}
+        logged = {m["key"]: m["value"] for m in child["data"]["metrics"]
+                  if m["key"] not in ("loss", "lr") and not m["key"].startswith("system/")}
         assert logged.keys() == expected.keys() and {"icc_mean", "mae_mean", "mae_AU12"} <= logged.keys()
         assert all(logged[k] == pytest.approx(v, rel=1e-6) for k, v in expected.items())
 
@@ -283,3 +285,246 @@ def test_predict_target_through_slurm(local_run, shared, tmp_path, slurm_cluster
     for name in ("single_face", "no_face"):
         table = pd.read_csv(tmp_path / "results" / "predict" / f"{name}.csv")
         assert len(table) > 50 and (table["success"].sum() > 0) == (name == "single_face")
+
+
+# ------------------------------------------------------------ MLflow as its users see it (issues 13, 14)
+
+
+def _tags(run: dict) -> dict:
+    return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+
+
+def _runs(url: str, experiment: str) -> tuple[dict, list[dict]]:
+    exp = _get(url, "/api/2.0/mlflow/experiments/get-by-name", experiment_name=experiment)["experiment"]
+    runs = _post(url, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]],
+                                                       "max_results": 100})["runs"]
+    return exp, runs
+
+
+def test_mlflow_runs_carry_the_data_version_and_end_finished(local_run):
+    """The experiment is a model-training one; every fold run has its train
+    and test data as MLflow dataset inputs whose digest is DVC's md5 of the
+    annotation table; no run is left RUNNING; system metrics were sampled."""
+    import hashlib
+
+    url, out = local_run["url"], local_run["out"]
+    exp, runs = _runs(url, "e2e")
+    assert {t["key"]: t["value"] for t in exp["tags"]}["mlflow.experimentKind"] == "custom_model_development"
+    md5 = hashlib.md5((out / "annotations.csv").read_bytes()).hexdigest()  # what dvc.lock records for it
+    assert all(r["info"]["status"] == "FINISHED" for r in runs), [(r["info"]["run_name"], r["info"]["status"])
+                                                                    for r in runs]
+    folds = {_tags(r)["fau.fold"]: r for r in runs if _tags(r)["fau.role"] == "fold"}
+    assert sorted(folds) == ["fold1", "fold2", "fold3"]
+    for final in (r for r in runs if _tags(r)["fau.role"] == "final"):  # `snakemake final` ran before: all subjects
+        assert [(i["dataset"]["name"], i["dataset"]["digest"]) for i in final["inputs"]["dataset_inputs"]] == \
+            [("tiny", md5)]
+    split = {f["name"]: f for f in json.loads((out / "folds.json").read_text())}
+    for name, run in folds.items():
+        inputs = {(i["dataset"]["name"], i["dataset"]["digest"]):
+                  {t["key"]: t["value"] for t in i.get("tags", [])} for i in run["inputs"]["dataset_inputs"]}
+        assert inputs.keys() == {(f"tiny/{name}/train", md5), (f"tiny/{name}/test", md5)}, inputs
+        assert inputs[(f"tiny/{name}/train", md5)]["mlflow.data.context"] == "training"
+        assert inputs[(f"tiny/{name}/test", md5)]["mlflow.data.context"] == "testing"
+        assert inputs[(f"tiny/{name}/test", md5)]["fau.subjects"].split() == split[name]["test"]
+        params = {p["key"]: p["value"] for p in run["data"]["params"]}
+        assert params["dataset_fingerprint"] == md5 and params["model.scc.enabled"] == "True"
+        assert any(m["key"].startswith("system/cpu") for m in run["data"]["metrics"]), "no system metrics"
+    parent = next(r for r in runs if "mlflow.parentRunId" not in _tags(r))
+    assert [(i["dataset"]["name"], i["dataset"]["digest"]) for i in parent["inputs"]["dataset_inputs"]] == \
+        [("tiny", md5)]
+
+
+def _screenshot_module():
+    import importlib
+    import sys
+
+    from slurm_fixtures import skip_or_fail
+    from workflow_helpers import ROOT
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        shot = importlib.import_module("mlflow_screenshot")
+        import selenium  # noqa: F401
+    except ImportError as e:
+        skip_or_fail(f"selenium is not installed ({e})")
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    if shot.browser_paths() is None:
+        skip_or_fail("Debian's chromium and chromium-driver are not installed (scripts/ci-system-deps.sh)")
+    return shot
+
+
+def test_mlflow_ui_opens_on_the_runs_table_with_fold_runs_and_datasets(local_run, tmp_path):
+    """The real MLflow UI of the run's server in headless Chromium: the
+    experiment's runs table (not the GenAI overview) with the parent run, its
+    three fold runs, and each fold's Dataset cell naming its data and version;
+    the same screenshot the README shows (scripts/mlflow_screenshot.py)."""
+    import subprocess
+
+    shot = _screenshot_module()
+    md5 = __import__("hashlib").md5((local_run["out"] / "annotations.csv").read_bytes()).hexdigest()
+    # The address `make ui` (fau mlflow-ui) prints for this config: the runs table's.
+    ui = _fau("mlflow-ui", "--config", str(local_run["cfg"]), "--print-url", cwd=tmp_path, stdout=subprocess.PIPE)
+    printed = ui.communicate(timeout=120)[0].split(": ", 1)[-1].strip()
+    with shot.chromium(1600, 720) as driver:
+        table = shot.open_runs_table(driver, local_run["url"], "e2e", expect_children=3)
+        driver.save_screenshot(str(tmp_path / "runs.png"))
+    assert ui.returncode == 0 and printed == table["url"], (printed, table["url"])
+    page, rows = table["page"], table["rows"]
+    assert "Runs" in page and "Traces 0" not in page and "No data available" not in page, page[:2000]
+    assert len(table["parents"]) == 1, rows
+    by_name = {r["name"]: r for r in rows.values()}
+    assert {"fold1", "fold2", "fold3"} <= by_name.keys(), rows
+    for fold in ("fold1", "fold2", "fold3"):
+        dataset = by_name[fold]["dataset"]
+        assert f"tiny/{fold}/train ({md5[:12]}" in dataset and f"tiny/{fold}/test" in dataset, rows
+    assert (tmp_path / "runs.png").stat().st_size > 20_000
+
+
+def _fau(*args: str, cwd: Path, **kw):
+    import subprocess
+    import sys
+
+    from workflow_helpers import env
+
+    return subprocess.Popen([sys.executable, "-m", "fau.cli", *args], cwd=cwd, env=env(), text=True, **kw)
+
+
+def test_training_goes_on_when_the_tracking_server_stops_and_is_synced_later(local_run, tmp_path):
+    """`fau train --parent` as the rule runs it, against a real `mlflow
+    server` stopped after epoch 2 of 6: the job ends in about the time it
+    takes without MLflow, with the same model, one warning line and no
+    traceback; `fau mlflow-start` fails within seconds while the server is
+    down; restarted, `fau mlflow-sync` logs the whole run."""
+    import subprocess
+
+    import torch
+
+    from workflow_helpers import start_mlflow_server, stop_mlflow_server
+
+    out = local_run["out"]
+    common = ["--annotations", str(out / "annotations.csv"), "--folds", str(out / "folds.json"), "--fold", "fold1",
+              "--threads", "1"]
+    server_dir = tmp_path / "server"
+    proc, url = start_mlflow_server(server_dir)
+    try:
+        cfg = write_config(tmp_path / "c.yaml", tmp_path, mlflow={"uri": url, "experiment": "outage",
+                                                                  "system_metrics_interval": 1},
+                           train={"epochs": 6})
+        start = _fau("mlflow-start", "--config", str(cfg), "--out", str(tmp_path / "mlflow" / "parent.json"),
+                     "--annotations", str(out / "annotations.csv"), cwd=tmp_path)
+        assert start.wait(timeout=300) == 0
+        log = tmp_path / "train.log"
+        t0 = time.time()
+        with open(log, "w") as err:
+            job = _fau("train", "--config", str(cfg), *common, "--model", str(tmp_path / "m.pt"), "--history",
+                       str(tmp_path / "h.csv"), "--parent", str(tmp_path / "mlflow" / "parent.json"), "--run-file",
+                       str(tmp_path / "mlflow" / "fold1.json"), cwd=tmp_path, stderr=err, stdout=subprocess.PIPE)
+            while "fold1 epoch 2/6" not in log.read_text() and job.poll() is None:
+                time.sleep(0.2)
+            stop_mlflow_server(proc)  # the server dies mid-training
+            assert job.wait(timeout=600) == 0, log.read_text()[-3000:]
+        with_outage = time.time() - t0
+        t1 = time.time()
+        down = _fau("mlflow-start", "--config", str(cfg), "--out", str(tmp_path / "p2.json"), cwd=tmp_path,
+                    stderr=subprocess.PIPE)
+        down_err = down.communicate(timeout=120)[1]
+        start_down_s = time.time() - t1
+        assert down.returncode == 2 and len(down_err.strip().splitlines()) == 1, down_err
+        assert "no server answers" in down_err
+        # The same job without MLflow, for the time and the weights.
+        t2 = time.time()
+        plain = _fau("train", "--config", str(cfg), "--set", "mlflow.enabled=false", *common, "--model",
+                     str(tmp_path / "plain.pt"), "--history", str(tmp_path / "plain.csv"), cwd=tmp_path,
+                     stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert plain.wait(timeout=600) == 0
+        without = time.time() - t2
+        text = log.read_text()
+        assert "Traceback" not in text, text
+        warnings = [line for line in text.splitlines() if "MLflow" in line and "warning" in line.lower()]
+        assert len(warnings) == 1 and "unreachable" in warnings[0], text
+        a = torch.load(tmp_path / "m.pt", weights_only=True)["state_dict"]
+        b = torch.load(tmp_path / "plain.pt", weights_only=True)["state_dict"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        print(f"training with the server stopped after epoch 2 of 6: {with_outage:.1f} s; without MLflow: "
+              f"{without:.1f} s; fau mlflow-start with the server down: {start_down_s:.1f} s")
+        assert not json.loads((tmp_path / "mlflow" / "fold1.json").read_text())["synced"]
+
+        proc, url = start_mlflow_server(server_dir, port=int(url.rsplit(":", 1)[1]))  # back, same address
+        sync = _fau("mlflow-sync", str(tmp_path / "mlflow" / "fold1.json"), cwd=tmp_path, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE)
+        sync_out, sync_err = sync.communicate(timeout=300)
+        assert sync.returncode == 0, sync_out + sync_err
+        rec = json.loads((tmp_path / "mlflow" / "fold1.json").read_text())
+        assert rec["synced"]
+        run = _get(url, "/api/2.0/mlflow/runs/get", run_id=rec["run_id"])["run"]
+        assert run["info"]["status"] == "FINISHED"
+        parent = json.loads((tmp_path / "mlflow" / "parent.json").read_text())
+        assert _tags(run)["mlflow.parentRunId"] == parent["run_id"]
+        params = {p["key"]: p["value"] for p in run["data"]["params"]}
+        assert params["train.epochs"] == "6" and params["model.backbone"] == "resnet18"
+        history = _get(url, "/api/2.0/mlflow/metrics/get-history", run_id=rec["run_id"], metric_key="loss")
+        steps = sorted(m["step"] for m in history["metrics"])
+        assert steps == [1, 2, 3, 4, 5, 6], steps  # each epoch once, live or caught up
+        expected = pd.read_csv(tmp_path / "h.csv")["loss"].tolist()
+        got = {m["step"]: m["value"] for m in history["metrics"]}
+        assert [got[e] for e in range(1, 7)] == pytest.approx(expected, rel=1e-9)
+        files = {f["path"]: int(f.get("file_size", 0)) for f in
+                 _get(url, "/api/2.0/mlflow/artifacts/list", run_id=rec["run_id"], path="model")["files"]}
+        assert files["model/model.pt"] == (tmp_path / "m.pt").stat().st_size
+        assert "model/history.csv" in files
+        assert {i["dataset"]["name"] for i in run["inputs"]["dataset_inputs"]} == {"tiny/fold1/train",
+                                                                                   "tiny/fold1/test"}
+        # A second sync has nothing left to send.
+        again = _fau("mlflow-sync", str(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE)
+        assert again.wait(timeout=300) == 0 and "0 runs logged, 0 not" in again.communicate()[0]
+    finally:
+        stop_mlflow_server(proc)
+
+
+def test_interrupted_invocation_ends_its_runs_and_the_fold_resumes_its_own_run(local_run, tmp_path):
+    """Ctrl-C of `snakemake` during training: the fold run and the parent end
+    KILLED (no run left RUNNING); run again, the fold resumes from its
+    checkpoint in the same MLflow run, each epoch logged once."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+
+    from workflow_helpers import SNAKEMAKE, env
+
+    src = local_run["out"]
+    out = tmp_path / "results" / "tiny"
+    out.mkdir(parents=True)
+    for name in ("index", "landmarks", "crops", "annotations.csv", "annotations.json", "folds.json"):
+        (shutil.copytree if (src / name).is_dir() else shutil.copy2)(src / name, out / name)
+    cfg = write_config(tmp_path / "c.yaml", tmp_path, mlflow={"uri": local_run["url"], "experiment": "interrupt"},
+                       dataset={"root": str(local_run["base"] / "data" / "BP4D")}, train={"epochs": 8})
+    target = str(out / "models" / "fold1.pt")
+    args = [SNAKEMAKE, "--cores", "1", "--configfile", str(cfg), "--", target]
+    job = subprocess.Popen(args, cwd=local_run["wf"], env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, start_new_session=True)
+    ckpt = out / "checkpoints" / "fold1.pt"
+    deadline = time.time() + 600
+    while not ckpt.exists() and job.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(job.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole foreground group
+    console = job.communicate(timeout=300)[0]
+    assert job.returncode != 0, console[-3000:]
+    rec = json.loads((out / "mlflow" / "fold1.json").read_text())
+    parent_id = json.loads((out / "mlflow" / "parent.json").read_text())["run_id"]
+    first = _get(local_run["url"], "/api/2.0/mlflow/runs/get", run_id=rec["run_id"])["run"]["info"]["status"]
+    parent = _get(local_run["url"], "/api/2.0/mlflow/runs/get", run_id=parent_id)["run"]["info"]["status"]
+    assert (first, parent) == ("KILLED", "KILLED"), console[-3000:]
+    assert not (out / "models" / "fold1.pt").exists()
+
+    proc = snakemake(["--cores", "1", "--configfile", str(cfg), "--", target], cwd=local_run["wf"])
+    assert "resuming after epoch" in (out / "logs" / "train" / "fold1.log").read_text(), proc.stdout[-2000:]
+    again = json.loads((out / "mlflow" / "fold1.json").read_text())
+    assert again["run_id"] == rec["run_id"]  # the same child run, continued
+    run = _get(local_run["url"], "/api/2.0/mlflow/runs/get", run_id=rec["run_id"])["run"]
+    assert run["info"]["status"] == "FINISHED"
+    history = _get(local_run["url"], "/api/2.0/mlflow/metrics/get-history", run_id=rec["run_id"], metric_key="loss")
+    assert sorted(m["step"] for m in history["metrics"]) == list(range(1, 9))
+    assert _get(local_run["url"], "/api/2.0/mlflow/runs/get", run_id=parent_id)["run"]["info"]["status"] == \
+        "FINISHED"
