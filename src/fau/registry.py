@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -85,12 +86,27 @@ def resolved_model(model: str | Path, tracking_uri: Optional[str] = None) -> Ite
     with tempfile.TemporaryDirectory(prefix="fau-model-") as tmp:
         try:
             # models:/ is resolved through the global registry URI, whatever is passed: set it for the call
-            with _tracking(uri) if uri else contextlib.nullcontext():
+            with _tracking(uri) if uri else contextlib.nullcontext(), _no_progress_bar():
                 local = mlflow.artifacts.download_artifacts(artifact_uri=str(model), dst_path=tmp,
                                                             tracking_uri=uri or None, registry_uri=uri or None)
         except Exception as e:  # MlflowException, connection errors: one line
             raise FauError(f"{model}: not found at MLflow {uri or '(default URI)'} ({_first_line(e)})") from None
         yield find_model_file(Path(local), str(model))
+
+
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """MLflow's per-file download bar off for the block (one line per file on a log)."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    prev = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if prev is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = prev
 
 
 @contextlib.contextmanager
