@@ -103,7 +103,7 @@ def test_disfa_label_video_mismatch_uses_intersection(disfa, tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         t = read_frame_table(dataclasses.replace(disfa, root=str(root)))
     assert t.loc[t["video"] == "SN001", "frame"].max() == DISFA_SYNTH.frames
-    assert "dropped 2 labelled frames" in caplog.text
+    assert "2 labelled frames beyond its end are left out" in caplog.text
 
 
 def test_video_frames_read_forward_only(disfa):

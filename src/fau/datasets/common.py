@@ -47,13 +47,16 @@ def match_pattern(root: Path, pattern: str, fixed: dict) -> list[dict[str, str]]
 
 def read_label_file(path: Path, allowed: set[int]) -> dict[int, int]:
     """`frame,intensity` lines (no header) -> {frame: intensity}; FauError on
-    a missing file or a line that is not two integers in `allowed`."""
+    a missing or empty file or a line that is not two integers in `allowed`
+    (`inf` and `nan` included)."""
     try:
         text = Path(path).read_text(errors="replace")
     except FileNotFoundError:
         raise FauError(f"{path}: label file missing") from None
     except OSError as e:
         raise FauError(f"{path}: cannot read label file ({e.strerror})") from None
+    if not text.strip():
+        raise FauError(f"{path}: empty label file ({len(text.encode())} bytes, no 'frame,intensity' line)")
     out: dict[int, int] = {}
     for n, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
@@ -67,7 +70,7 @@ def read_label_file(path: Path, allowed: set[int]) -> dict[int, int]:
             if frame_f != int(frame_f) or value_f != int(value_f):
                 raise ValueError
             frame, value = int(frame_f), int(value_f)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: inf
             raise FauError(f"{path}, line {n}: expected 'frame,intensity' (two integers), got {line[:40]!r}") from None
         if value not in allowed:
             raise FauError(f"{path}, line {n}: intensity {value} is not one of {sorted(allowed)}")
