@@ -67,7 +67,12 @@ def predictor_path(configured: Optional[str] = None) -> Path:
 def _load_predictor(path: str):
     import dlib
 
-    return dlib.shape_predictor(path)
+    try:
+        return dlib.shape_predictor(path)
+    except RuntimeError as e:  # dlib: "Error deserializing object of type ..." (corrupt, truncated, another model)
+        raise FauError(f"{path}: not a dlib shape predictor model file, corrupt or truncated "
+                       f"({str(e).strip().splitlines()[0] if str(e).strip() else 'dlib cannot read it'}); "
+                       "landmarks.predictor must be shape_predictor_68_face_landmarks.dat") from None
 
 
 @functools.lru_cache(maxsize=1)

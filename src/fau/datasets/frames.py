@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import mmap
 import multiprocessing
+import struct
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterator, Union
+from typing import Callable, Iterator, Optional, Union
 
 import cv2
 import numpy as np
@@ -41,9 +42,50 @@ def decode_jpeg(data: bytes, where: str, grey: bool = False) -> np.ndarray:
     return img
 
 
+def truncation(path: Path) -> Optional[str]:
+    """Why the video file is cut short, from its container's own chunk sizes,
+    or None: AVI (RIFF chunks) and MP4 / MOV (top-level boxes) record how
+    long they are, and a file that ends before that is truncated (OpenCV
+    reads such a file as complete, its last frame half-decoded). Other
+    containers: None (not checked)."""
+    size = Path(path).stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] == b"RIFF":  # AVI: RIFF 'AVI ' chunk, then OpenDML 'AVIX' chunks
+            pos = 0
+            while pos + 8 <= size:
+                f.seek(pos)
+                cid, n = struct.unpack("<4sI", f.read(8))
+                if cid != b"RIFF":
+                    break
+                end = pos + 8 + n + (n & 1)
+                if pos + 8 + n > size:
+                    return f"file is {size} bytes, its AVI chunk ends at byte {pos + 8 + n}"
+                pos = end
+            return None
+        if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"):  # ISO base media (MP4, MOV)
+            pos = 0
+            while pos + 8 <= size:
+                f.seek(pos)
+                n, kind = struct.unpack(">I4s", f.read(8))
+                if n == 1:
+                    n = struct.unpack(">Q", f.read(8))[0]
+                elif n == 0:  # the last box, to the end of the file
+                    return None
+                if n < 8:
+                    return None  # not a box header: leave the file to the decoder
+                if pos + n > size:
+                    return f"file is {size} bytes, its '{kind.decode(errors='replace')}' box ends at byte {pos + n}"
+                pos += n
+        return None
+
+
 def open_video(path: Path) -> cv2.VideoCapture:
     if not Path(path).is_file():
         raise FauError(f"{path}: video file missing")
+    cut = truncation(path)
+    if cut is not None:
+        raise FauError(f"{path}: truncated video ({cut}); copy it again")
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()
