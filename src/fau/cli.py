@@ -20,7 +20,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import FauError
+from .errors import FauError, user_os_error
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -81,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         rc = args._run(args, cfg)
     except FauError as e:
         print(f"fau {name}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a folder the user cannot write, a full disk: one line, not a traceback
+        line = user_os_error(e)
+        if line is None:
+            raise
+        print(f"fau {name}: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"fau {name}: interrupted", file=sys.stderr)

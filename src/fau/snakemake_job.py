@@ -8,8 +8,9 @@ processes: the file descriptors themselves) to the rule's `log:` file,
 builds the typed config from the rule's `params.cfg` (the config sections
 the rule reads), and turns bad input (`FauError`) into one line,
 `error: <message>`, in the log and on Snakemake's console, with exit status
-1 and no traceback. Any other exception is a bug: its traceback goes to the
-log.
+1 and no traceback; so is an OSError of the environment (a folder the user
+cannot write, a read-only or full disk: `fau.errors.user_os_error`). Any
+other exception is a bug: its traceback goes to the log.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .config import Config, from_dict
-from .errors import FauError
+from .errors import FauError, user_os_error
 
 
 def _redirect(log: Path) -> int:
@@ -51,11 +52,24 @@ def job(smk: Any) -> Iterator[Config]:
                         force=True)
     try:
         yield from_dict(dict(smk.params.cfg))
-    except FauError as e:
-        line = f"error: {e}"
+    except (FauError, OSError) as e:
+        msg = str(e) if isinstance(e, FauError) else user_os_error(e)  # OSError: permissions, full disk
+        if msg is None:
+            raise
+        line = f"error: {msg}"
         print(line, file=sys.stderr, flush=True)
         os.write(console, f"{rule}: {line}\n".encode())
         raise SystemExit(1) from None
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
+
+
+def optional_input(smk: Any, name: str) -> str | None:
+    """The one file of a named input that may be empty (an input function
+    returning [] or [path]), or None."""
+    value = getattr(smk.input, name, None)
+    if value is None:
+        return None
+    files = [value] if isinstance(value, str) else [str(v) for v in value]
+    return files[0] if files else None
