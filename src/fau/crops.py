@@ -25,15 +25,18 @@ from .preprocess import encode_crop, face_crop
 
 
 def crop_video(frames: Iterable[tuple[int, np.ndarray]], landmarks: pd.DataFrame, labels: pd.DataFrame,
-               crops: CropsConfig, aus, images_dir: str | Path, table_dir: str | Path) -> pd.DataFrame:
+               crops: CropsConfig, aus, images_dir: str | Path, table_dir: str | Path,
+               write_to: str | Path | None = None) -> pd.DataFrame:
     """Crop every frame of one video whose landmarks were found into
-    `images_dir/<frame>.jpg`.
+    `images_dir/<frame>.jpg` (written to `write_to` instead when given: a
+    temp folder the caller swaps in as `images_dir`).
 
     `frames` yields (frame, BGR image); `landmarks` is the video's landmark
     table, `labels` its frame-table rows; `aus` the AU numbers. Returns the
     annotation rows (`table_columns`), `imgpath` relative to `table_dir`;
     frames without landmarks are left out."""
     images_dir = Path(images_dir)
+    write_to = Path(write_to) if write_to is not None else images_dir
     prefix = Path(os.path.relpath(images_dir, table_dir)).as_posix()
     names = [au_name(a) for a in aus]
     table = au_table(aus, crops.au_points)
@@ -46,7 +49,7 @@ def crop_video(frames: Iterable[tuple[int, np.ndarray]], landmarks: pd.DataFrame
         info = lab.loc[frame]
         pts = points_from_row(lm.loc[frame])  # (68, 2) frame pixels
         img, m = face_crop(image, pts, crops)  # the aligned crop, frame -> crop similarity (as `fau predict`)
-        atomic.write_bytes(images_dir / f"{int(frame)}.jpg", encode_crop(img, crops.jpeg_quality))
+        atomic.write_bytes(write_to / f"{int(frame)}.jpg", encode_crop(img, crops.jpeg_quality))
         rel = f"{int(frame)}.jpg" if prefix == "." else f"{prefix}/{int(frame)}.jpg"
         cpts = align.transform(pts, m)
         points = au_points(cpts, table)

@@ -78,10 +78,14 @@ def crops(cfg: Config, frames_csv: PathLike, landmarks_csv: PathLike, video: str
     found = set(lm.loc[lm["success"] == 1, "frame"].astype(int))
     todo = rows[rows["frame"].isin(found)]
     table_csv = Path(table_csv)
-    Path(images_dir).mkdir(parents=True, exist_ok=True)
-    table = crop_video(iter_frames(cfg.dataset.root, todo), lm, rows, cfg.crops, cfg.dataset.aus, images_dir,
-                       table_csv.parent)
-    atomic.write_csv(table_csv, table)
+    # All of the video's crops into a fresh folder, swapped in with the table
+    # only when every frame is done: a failure (a truncated video) leaves the
+    # earlier crops and table as they were, and a frame that lost its face
+    # leaves no old crop behind.
+    with atomic.replacing(table_csv) as tmp_csv, atomic.replacing_dir(images_dir) as tmp_dir:
+        table = crop_video(iter_frames(cfg.dataset.root, todo), lm, rows, cfg.crops, cfg.dataset.aus, images_dir,
+                           table_csv.parent, write_to=tmp_dir)
+        table.to_csv(tmp_csv, index=False)
     return (f"crops {video}: {len(table)} crops, {len(rows) - len(table)} frames excluded (no landmarks) "
             f"-> {images_dir}")
 
