@@ -10,6 +10,8 @@ mlflow.enabled is true (recorded in --run-file, default <model>.mlflow.json).
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from pathlib import Path
 
 from . import stages
@@ -68,7 +70,12 @@ def add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", type=Path, required=True, metavar="CSV", help="per-AU metrics table to write")
 
 
+def _logging() -> None:  # warnings (a model config that differs, folds left out of mean +- sd) on stderr
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
 def run_evaluate(args: argparse.Namespace, cfg: Config) -> int:
+    _logging()
     print(stages.evaluate(cfg, args.annotations, args.folds, args.fold, args.model, args.predictions,
                           args.metrics, parent=args.parent, run_file=_run_file(args, cfg), threads=args.threads))
     return 0
@@ -86,5 +93,6 @@ def add_pool(p: argparse.ArgumentParser) -> None:
 
 
 def run_pool(args: argparse.Namespace, cfg: Config) -> int:
+    _logging()
     print(stages.pool(cfg, named_paths(args.predictions), args.out, args.json, args.folds_out, parent=args.parent))
     return 0

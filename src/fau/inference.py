@@ -50,8 +50,32 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[Fa
     try:
         model.load_state_dict(meta["state_dict"])
     except RuntimeError as e:
-        raise FauError(f"{path}: weights do not fit the stored model config ({str(e).splitlines()[0]})") from None
+        raise FauError(f"{path}: weights do not fit the stored model config ({state_dict_mismatch(e)}); the "
+                       "file was written by other code or edited: train the fold again") from None
     return model.to(device).eval(), meta
+
+
+def state_dict_mismatch(e: RuntimeError) -> str:
+    """torch's multi-line `load_state_dict` error in one short line: how many
+    weights are missing, unexpected or of another shape, with examples."""
+    import re
+
+    parts, sizes = [], []
+    for line in str(e).splitlines()[1:]:
+        line = line.strip()
+        m = re.match(r"(Missing|Unexpected) key\(s\) in state_dict: (.*)", line)
+        if m:
+            keys = re.findall(r'"([^"]+)"', m.group(2))
+            parts.append(f"{m.group(1).lower()} {len(keys)} weights ({', '.join(keys[:2])}"
+                         f"{', ...' if len(keys) > 2 else ''})")
+            continue
+        m = re.match(r"size mismatch for ([^:]+): copying a param with shape torch.Size\((.*?)\) from checkpoint, "
+                     r"the shape in current model is torch.Size\((.*?)\)", line)
+        if m:
+            sizes.append(f"{m.group(1)} {m.group(2)} in the file, {m.group(3)} in the model")
+    if sizes:
+        parts.append(f"{len(sizes)} of another shape ({sizes[0]}{', ...' if len(sizes) > 1 else ''})")
+    return "; ".join(parts) or " ".join(str(e).split())[:200]
 
 
 @torch.no_grad()

@@ -5,6 +5,10 @@ ICC(3,1)). Degenerate inputs give NaN rather than an exception: an ICC whose
 denominator is 0, and Pearson r when either series is constant (r is
 undefined there, and 0 would bias means towards "no correlation"). Means over
 AUs use `nanmean`, so an AU with an undefined value is left out of the mean.
+
+Only frames whose *label* is not coded (NaN) are left out. A non-finite
+*prediction* is a model failure, never dropped: every metric of its AU is
+NaN, and so is the mean over AUs (`nonfinite_predictions` counts them).
 """
 
 from __future__ import annotations
@@ -71,13 +75,22 @@ def pcc(true: np.ndarray, pred: np.ndarray) -> float:
     return _ratio((t * p).sum(), den)
 
 
+def nonfinite_predictions(true: np.ndarray, pred: np.ndarray) -> int:
+    """Frames with a coded label whose prediction is NaN or infinite."""
+    true, pred = np.asarray(true, float), np.asarray(pred, float)
+    return int((np.isfinite(true) & ~np.isfinite(pred)).sum())
+
+
 def au_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """icc (3,1), mae, pcc, n over the pairs whose true label is not NaN."""
+    """icc (3,1), mae, pcc, n over the pairs whose true label is not NaN; all
+    NaN when a prediction of such a pair is not finite (a model failure)."""
     true = np.asarray(true, float)
     pred = np.asarray(pred, float)
-    keep = np.isfinite(true) & np.isfinite(pred)
+    keep = np.isfinite(true)
     t, p = true[keep], pred[keep]
     n = int(keep.sum())
+    if not np.isfinite(p).all():
+        return {"icc": float("nan"), "mae": float("nan"), "pcc": float("nan"), "n": n}
     if n < 2:
         return {"icc": float("nan"), "mae": mae(t, p) if n else float("nan"), "pcc": float("nan"), "n": n}
     return {"icc": icc31(t, p), "mae": mae(t, p), "pcc": pcc(t, p), "n": n}
@@ -85,11 +98,13 @@ def au_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 def metrics_table(pred: pd.DataFrame, aus: list[str]) -> pd.DataFrame:
     """Per-AU metrics of a predictions table (`AUxx_true`, `AUxx_pred`
-    columns) plus a 'mean' row (nanmean over AUs; its n is the number of
-    frames). Columns: au, icc, mae, pcc, n."""
+    columns) plus a 'mean' row (nanmean over AUs, but NaN when some AU has a
+    non-finite prediction; its n is the number of frames). Columns: au, icc,
+    mae, pcc, n."""
     rows = [{"au": au, **au_metrics(pred[f"{au}_true"].to_numpy(), pred[f"{au}_pred"].to_numpy())} for au in aus]
     table = pd.DataFrame(rows, columns=["au", *METRICS, "n"])
-    mean = {m: _nanmean(table[m].to_numpy()) for m in METRICS}
+    failed = any(nonfinite_predictions(pred[f"{au}_true"], pred[f"{au}_pred"]) for au in aus)
+    mean = {m: float("nan") if failed else _nanmean(table[m].to_numpy()) for m in METRICS}
     table.loc[len(table)] = {"au": "mean", **mean, "n": len(pred)}
     table["n"] = table["n"].astype(int)
     return table

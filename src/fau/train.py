@@ -250,6 +250,8 @@ def _train(cfg: Config, fold: dict, rows: pd.DataFrame, n_excluded: int, table_d
         if on_epoch is not None:
             on_epoch(epoch, {"loss": row["loss"], "lr": lr})
 
+    if not history:  # no epoch ran: an untrained model must not look like a result
+        raise FauError(f"{model_path}: no epoch trained (train.epochs is {t_cfg.epochs}); model not written")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     # The preprocessing the training crops went through, so that inference on
     # new videos (`fau predict`) repeats it exactly.
