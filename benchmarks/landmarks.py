@@ -187,18 +187,19 @@ def main() -> int:
                   f"percentile of the per-frame mean point distance (c) to (b), and the median to the generator's "
                   f"intended landmarks")
         print(C.table(rows_out))
+        ok = True
         for r in rows_out:
             name = r["dataset"].split()[0]
-            C.bar(f"landmarks[{name}] (b) naive / (c) pipeline", r["(b)/(c)"], SPEEDUP_BAR, ">=")
-            C.bar(f"landmarks[{name}] (c) pipeline / (a) decode", r["(c)/(a)"], OVERHEAD_BAR, "<=")
-            C.bar(f"landmarks[{name}] frames agreeing with naive", r["agree share"], AGREE_BAR, ">=",
-                  note=f"(b) against itself with its box moved 2 px: {r['(b) box +2 px agree']:.3g}")
-            C.bar(f"landmarks[{name}] error to truth, (c) / (b)", r["(c) vs truth px"] / r["(b) vs truth px"],
-                  QUALITY_BAR, "<=", note="not in the issue: is (c) as accurate as (b)?")
+            ok &= C.bar(f"landmarks[{name}] (b) naive / (c) pipeline", r["(b)/(c)"], SPEEDUP_BAR, ">=")
+            ok &= C.bar(f"landmarks[{name}] (c) pipeline / (a) decode", r["(c)/(a)"], OVERHEAD_BAR, "<=")
+            ok &= C.bar(f"landmarks[{name}] frames agreeing with naive", r["agree share"], AGREE_BAR, ">=",
+                        note=f"(b) against itself with its box moved 2 px: {r['(b) box +2 px agree']:.3g}")
+            ok &= C.bar(f"landmarks[{name}] error to truth, (c) / (b)", r["(c) vs truth px"] / r["(b) vs truth px"],
+                        QUALITY_BAR, "<=", note="not in the issue: is (c) as accurate as (b)?")
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return 0 if ok else 1  # a failed bar fails the script
 
 
 if __name__ == "__main__":

@@ -72,7 +72,11 @@ def main() -> int:
         wall[name] = secs
         if rc != 0:
             failed_scripts.append(name)
+        if rc != 0 and all(b["pass"] for b in bars):  # a failed bar exits 1 too: that row says it already
             rows.append({"name": f"{name}.py", "measured": f"exit {rc}", "bar": "exit 0", "result": "FAIL"})
+        elif rc == 0 and not all(b["pass"] for b in bars):
+            rows.append({"name": f"{name}.py exits 0 with a failed bar", "measured": "exit 0", "bar": "exit 1",
+                         "result": "FAIL"})
         for b in bars:
             rows.append({"name": b["name"], "measured": f"{b['measured']:.3g}", "bar": b["bar"],
                          "result": "PASS" if b["pass"] else "FAIL"})

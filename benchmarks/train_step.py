@@ -163,12 +163,13 @@ def main() -> int:
     args = ap.parse_args()
     C.setup_threads(args.threads)
     print(f"training step, full model; {C.cpu_info()}")
+    ok = True
     for device in C.devices(args.device):
         if device == "cpu":
-            cpu_run(args.quick, args.paper_batch)
+            ok &= cpu_run(args.quick, args.paper_batch)
         else:
             cuda_run(args.quick)
-    return 0
+    return 0 if ok else 1  # a failed bar fails the script
 
 
 if __name__ == "__main__":
