@@ -39,9 +39,12 @@ def _post(url: str, path: str, body: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("local")
+    # The workflow, its dataset and results in a folder whose name has a
+    # space and a non-ASCII letter: every rule of the run must cope (issue 13).
+    top = tmp_path_factory.mktemp("local")
+    base = top / "wörk dir"
     wf = copy_workflow(base / "wf")
-    with mlflow_server(base / "mlflow") as url:
+    with mlflow_server(top / "mlflow") as url:
         cfg = write_config(base / "tiny.yaml", base, mlflow={"uri": url, "experiment": "e2e",
                                                              "system_metrics_interval": 1})
         t0 = time.time()
@@ -152,14 +155,20 @@ def test_slurm_profile_runs_every_job_through_slurm(local_run, tmp_path, slurm_c
     t0 = time.time()
     proc = snakemake(["--profile", str(wf / "profiles" / "slurm"), "--configfile", str(cfg)], cwd=wf, timeout=1500)
     wall = time.time() - t0
-    sacct = slurm_cluster.sacct("-X", "-S", "now-1days", "-o", "JobID,JobName,State,AllocTRES,WorkDir")
+    sacct = slurm_cluster.sacct("-X", "-S", "now-1days", "-o", "JobID,JobName,State,AllocTRES,WorkDir,Comment")
     # This run's jobs: those started in its folder (accounting may record other tests' jobs late).
     jobs = [j for j in (line.split("|") for line in sacct.splitlines() if line.strip())
             if Path(j[4]).resolve() == wf.resolve()]
-    # Every step of the DAG except the action-less `all` target ran as a Slurm job.
-    steps = int(re.findall(r"\d+ of (\d+) steps \(100%\) done", proc.stdout + proc.stderr)[-1])
-    assert steps > 10, proc.stdout + proc.stderr
-    assert len(jobs) == steps - 1, (steps, sacct)
+    # Every step of the DAG except the action-less `all` target ran in a Slurm
+    # job; the per-video landmarks and crops steps of up to 16 videos share one
+    # (the profile's group "prep"): here the 3 videos' 6 steps, one job.
+    out = proc.stdout + proc.stderr
+    steps = int(re.findall(r"\d+ of (\d+) steps \(100%\) done", out)[-1])
+    per_video = len(re.findall(r"^\s+rule (?:landmarks|crops):$", out, flags=re.MULTILINE))  # inside "Group job"
+    assert steps > 10 and per_video == 6, out
+    prep = [j for j in jobs if j[5] == "rule_prep_crops_landmarks"]
+    assert len(prep) == 1, sacct
+    assert len(jobs) == steps - 1 - per_video + len(prep), (steps, sacct)
     assert all(j[2] == "COMPLETED" for j in jobs), sacct
     gpu_jobs = [j for j in jobs if "gres/gpu" in j[3]]
     assert len(gpu_jobs) == 6, sacct  # 3 train + 3 evaluate jobs asked for a GPU
@@ -176,7 +185,65 @@ def test_slurm_profile_runs_every_job_through_slurm(local_run, tmp_path, slurm_c
             x = a["mean"][m] if au == "mean" else a["pooled"][au][m]
             y = b["mean"][m] if au == "mean" else b["pooled"][au][m]
             assert math.isfinite(x) and x == pytest.approx(y, abs=1e-6), (au, m)
-    print(f"slurm run: {len(jobs)} Slurm jobs, {wall:.0f} s")
+    print(f"slurm run: {len(jobs)} Slurm jobs ({per_video} per-video steps in {len(prep)}), {wall:.0f} s")
+
+
+def test_training_cancelled_mid_epoch_is_resubmitted_and_resumes_to_the_same_weights(local_run, tmp_path,
+                                                                                      slurm_cluster):  # noqa: F811
+    """scancel of a fold's training job during its second epoch: Snakemake
+    resubmits it (`retries` in profiles/slurm), the new job resumes from the
+    epoch-1 checkpoint and ends with bitwise the weights of the local,
+    uninterrupted run. (Also through Slurm with a space in every path.)"""
+    import shutil
+    import subprocess
+
+    import torch
+
+    base = tmp_path / "cancel dir"
+    wf = copy_workflow(base / "wf")
+    out = base / "results" / "tiny"
+    for name in ("index", "landmarks", "crops", "annotations.csv", "annotations.json", "folds.json"):
+        src = local_run["out"] / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, out / name)  # mtimes kept: up to date
+    cfg = write_config(base / "cancel.yaml", base, mlflow={"enabled": False},
+                       dataset={"root": str(local_run["base"] / "data" / "BP4D")})
+    ckpt, model = out / "checkpoints" / "fold1.pt", out / "models" / "fold1.pt"
+    cmd = ["timeout", "-k", "10", "600", str(slurm_cluster.snakemake), "--profile", str(wf / "profiles" / "slurm"),
+           "--configfile", str(cfg), "--rerun-triggers", "mtime", "--", str(model)]
+    log = open(base / "snakemake.log", "w")
+    proc = subprocess.Popen(cmd, cwd=wf, stdout=log, stderr=subprocess.STDOUT, env=slurm_cluster.env)
+    job, cancelled_after = None, None
+    try:
+        while proc.poll() is None:
+            if job is None:  # the training job, once Slurm runs it
+                queue = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"], capture_output=True,
+                                       text=True, env=slurm_cluster.env).stdout.split("\n")
+                job = next((line.split()[0] for line in queue if line.endswith(" rule_train_wildcards_tiny_fold1")),
+                           None)
+            elif cancelled_after is None and ckpt.exists():  # epoch 1 written: now in epoch 2
+                subprocess.run(["scancel", job], check=True, env=slurm_cluster.env)
+                cancelled_after = torch.load(ckpt, weights_only=True)["epoch"]
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    text = (base / "snakemake.log").read_text()
+    assert proc.returncode == 0, text[-6000:]
+    assert cancelled_after is not None and cancelled_after < EPOCHS, (cancelled_after, text[-3000:])
+    states = slurm_cluster.sacct("-X", "-S", "now-1days", "-o", "JobID,State,Comment,WorkDir")
+    train_jobs = [j[:2] for j in (line.split("|") for line in states.splitlines() if line.strip())
+                  if j[2] == "rule_train_wildcards_tiny_fold1" and Path(j[3]).resolve() == wf.resolve()]
+    assert [s.split()[0] for _, s in train_jobs] == ["CANCELLED", "COMPLETED"] and train_jobs[0][0] == job, states
+    assert "Trying to restart job" in text, text[-3000:]
+    train_log = (out / "logs" / "train" / "fold1.log").read_text()  # the resubmitted job's
+    assert f"checkpoints/fold1.pt: resuming after epoch {cancelled_after}" in train_log, train_log[-2000:]
+    a = torch.load(local_run["out"] / "models" / "fold1.pt", weights_only=True)
+    b = torch.load(model, weights_only=True)
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+    print(f"scancel of job {job} after epoch {cancelled_after}: resubmitted, resumed, bitwise the same weights")
 
 
 
