@@ -74,6 +74,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def server_env() -> dict:
+    """A test server's environment: without MLflow 3's job runner (a dozen
+    worker processes for GenAI jobs, CPU the tests need) and telemetry."""
+    return {**env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
 def start_mlflow_server(workdir: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
     """A real `mlflow server` (SQLite backend, served artefacts) on loopback,
     on `port` (default: a free one); returns once it answers."""
@@ -84,7 +90,7 @@ def start_mlflow_server(workdir: Path, port: int | None = None) -> tuple[subproc
         [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
          "--artifacts-destination", str(workdir / "artifacts"), "--workers", "1"],
-        cwd=workdir, env=env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=workdir, env=server_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     proc.log_file = log
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120

@@ -51,7 +51,7 @@ def add_mlflow_ui(p: argparse.ArgumentParser) -> None:
 
 
 def run_mlflow_ui(args: argparse.Namespace, cfg: Config) -> int:
-    from .mlflow_runs import _client, bounded_http, resolve_uri, runs_page
+    from .mlflow_runs import LIVE, _client, bounded_http, resolve_uri, runs_page
 
     uri = resolve_uri(cfg.mlflow.uri)
     remote = uri.startswith(("http://", "https://"))
@@ -59,7 +59,7 @@ def run_mlflow_ui(args: argparse.Namespace, cfg: Config) -> int:
     exp = None
     if remote or not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///"):]).is_file():
         try:
-            with bounded_http():
+            with bounded_http(LIVE):
                 exp = _client(uri).get_experiment_by_name(cfg.mlflow.experiment)
         except Exception as e:  # a server that does not answer: its address all the same
             print(f"fau mlflow-ui: {uri}: {type(e).__name__}", file=sys.stderr)
@@ -70,5 +70,7 @@ def run_mlflow_ui(args: argparse.Namespace, cfg: Config) -> int:
         return 0
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
            "--port", str(args.port)]
+    # The runs need no GenAI job runner (a dozen worker processes); set it to true to have one.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     os.execv(sys.executable, cmd)
     return 0  # pragma: no cover (execv does not return)

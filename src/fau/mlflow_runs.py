@@ -69,15 +69,23 @@ from . import atomic
 from .config import Config
 from .errors import FauError
 
-# Bounded requests: at most 2 retries, 1 s backoff factor, 10 s per attempt
-# (MLflow's defaults: 7 retries, factor 2, 120 s: about 250 s before an
-# error when the server is down). Set only where the user has not.
-HTTP_LIMITS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-}
+# Bounded requests (MLflow's defaults: 7 retries, backoff factor 2, 120 s
+# per attempt: about 250 s before an error when the server is down). While a
+# job trains, one attempt of at most 5 s (whatever is not sent is caught up
+# from the record later); catching up and uploading files: 2 attempts of at
+# most 30 s. A value the user set in the environment wins. The variables are
+# only ever given values, never removed (other threads read the environment).
+LIVE = {"retries": 0, "timeout": 5}
+BULK = {"retries": 1, "timeout": 30}
+_HTTP_VARS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": ("retries", "7"),
+              "MLFLOW_HTTP_REQUEST_TIMEOUT": ("timeout", "120"),
+              "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": (None, "2"),
+              "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": (None, "1.0")}
+_OURS = {"MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5"}
+_USER_SET = {k for k in _HTTP_VARS if k in os.environ}
+# MLflow's usage telemetry (a thread posting to MLflow's servers) off unless
+# the user asks for it: no traffic beyond the tracking server from a job.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 RETRY_S = 60.0  # while unreachable: look again at most this often
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # MLflow's "model training" experiment type
@@ -95,12 +103,17 @@ def say(msg: str) -> None:
     tqdm.write(msg, file=sys.stderr)
 
 
+def _http_values(limits: dict) -> dict[str, str]:
+    return {k: str(limits[key]) if key else _OURS[k] for k, (key, _) in _HTTP_VARS.items() if k not in _USER_SET}
+
+
 @contextlib.contextmanager
-def bounded_http() -> Iterator[None]:
-    """MLflow's HTTP retries and timeout bounded (HTTP_LIMITS) for the block,
+def bounded_http(limits: dict = BULK) -> Iterator[None]:
+    """MLflow's HTTP retries and timeout bounded (LIVE or BULK) for the block,
     and the retry chatter of urllib3 / MLflow's loggers quiet."""
-    added = {k: v for k, v in HTTP_LIMITS.items() if k not in os.environ}
-    os.environ.update(added)
+    values = _http_values(limits)
+    previous = {k: os.environ.get(k, _HTTP_VARS[k][1]) for k in values}
+    os.environ.update(values)
     loggers = [logging.getLogger(n) for n in _QUIET]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
@@ -108,8 +121,7 @@ def bounded_http() -> Iterator[None]:
     try:
         yield
     finally:
-        for k in added:
-            os.environ.pop(k, None)
+        os.environ.update(previous)
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
 
@@ -137,6 +149,10 @@ def _client(uri: str):
 
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
+    for key, reason in (("Connection refused", "connection refused"), ("timed out", "no answer in time"),
+                        ("Max retries exceeded", "no answer"), ("no answer", "no answer")):
+        if key in text:
+            return reason
     return f"{type(e).__name__}: {text.splitlines()[0][:200]}" if text else type(e).__name__
 
 
@@ -370,21 +386,21 @@ class FoldRun:
 
     # ---------------------------------------------------------------- sending
 
-    def _send(self, op=None, force: bool = False) -> bool:
-        """Run `op(client)`; a full catch-up (`_sync_with`) instead when `op`
-        is None, the run is not created yet, or the server was unreachable
-        (then at most every RETRY_S seconds, unless `force`). True when MLflow
-        has it."""
+    def _send(self, op=None, force: bool = False, bulk: bool = False) -> bool:
+        """Run `op(client)` (one attempt of at most 5 s; `bulk`: files, BULK
+        limits); a full catch-up (`_sync_with`, BULK) instead when `op` is
+        None, the run is not created yet, or the server was unreachable (then
+        at most every RETRY_S seconds, unless `force`). True when MLflow has it."""
         if not self.enabled:
             return False
         if op is None or self.offline or not self.run_id:
             if self.offline and not force and time.monotonic() < self._retry_at:
                 return False
-            op = self._sync_with
+            op, bulk = self._sync_with, True
         try:
             if not reachable(self.uri):
                 raise ConnectionError("no answer")
-            with bounded_http():
+            with bounded_http(BULK if bulk else LIVE):
                 op(_client(self.uri))
         except Exception as e:  # any failure of the server or the network: go on without it
             self._went_offline(e)
@@ -529,7 +545,7 @@ class FoldRun:
         entries = [e for e in self.data.get("artifacts") or [] if (e[0], e[1]) != (folder, name)]
         self.data["artifacts"] = entries + [[folder, name, self._path(path)]]
         self._changed()
-        self._send(lambda c: _upload(c, self.run_id, path, folder, name))
+        self._send(lambda c: _upload(c, self.run_id, path, folder, name), bulk=True)
 
     def finish(self, status: str = "FINISHED") -> None:
         """End the run (FINISHED, FAILED or KILLED) and catch up anything
@@ -554,7 +570,7 @@ class FoldRun:
             say(f"MLflow system metrics off ({e.name or 'psutil'} is not installed)")
             return
         try:
-            with bounded_http():
+            with bounded_http(LIVE):
                 monitor = SystemMetricsMonitor(self.run_id, sampling_interval=interval, resume_logging=True,
                                                tracking_uri=self.uri)
         except Exception as e:
@@ -564,10 +580,10 @@ class FoldRun:
         self._monitor_levels = [(lg, lg.level) for lg in loggers]
         for lg in loggers:
             lg.setLevel(logging.CRITICAL)  # a failure is our one warning line, not theirs
-        # Its thread makes requests while the limits are set around our own
-        # calls only: set them for the process while it runs.
-        self._monitor_env = {k: v for k, v in HTTP_LIMITS.items() if k not in os.environ}
-        os.environ.update(self._monitor_env)
+        # Its thread makes requests of its own: LIVE limits for the process while it runs.
+        values = _http_values(LIVE)
+        self._monitor_env = {k: os.environ.get(k, _HTTP_VARS[k][1]) for k in values}
+        os.environ.update(values)
         monitor.start()
         self._monitor = monitor
 
@@ -578,10 +594,9 @@ class FoldRun:
         if self.offline:
             monitor._shutdown_event.set()  # its thread ends by itself; nothing to flush to
         else:
-            with bounded_http():
+            with bounded_http(LIVE):
                 monitor.finish()
-        for k in getattr(self, "_monitor_env", {}):
-            os.environ.pop(k, None)
+        os.environ.update(getattr(self, "_monitor_env", {}))
         for lg, level in getattr(self, "_monitor_levels", []):
             lg.setLevel(level)
 
@@ -688,7 +703,7 @@ def _parent_running(parent: dict) -> None:
     if not parent.get("run_id") or not reachable(parent["uri"]):
         return
     try:
-        with bounded_http():
+        with bounded_http(LIVE):
             client = _client(parent["uri"])
             if client.get_run(parent["run_id"]).info.status != "RUNNING":
                 client.update_run(parent["run_id"], status="RUNNING")
