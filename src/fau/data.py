@@ -17,9 +17,13 @@ import torch
 from torch.utils.data import Dataset
 
 from .annotations import check_columns, point_columns
+from .augment import augment
+from .config import AugmentConfig
 from .errors import FauError
 from .heatmaps import encode
 from .preprocess import resize_to_input
+
+CACHE_BYTES = 1 << 30  # training crops kept decoded in memory up to this size
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -52,7 +56,8 @@ class AUDataset(Dataset):
     with targets=True, "target": (P, S/stride, S/stride) float32."""
 
     def __init__(self, df: pd.DataFrame, table_dir: str | Path, aus: list[str], input_size: int,
-                 normalization: str = "imagenet", targets: bool = False, sigma: float = 2.0, stride: int = 4):
+                 normalization: str = "imagenet", targets: bool = False, sigma: float = 2.0, stride: int = 4,
+                 augment: AugmentConfig | None = None, seed: int = 0):
         check_columns(df, aus, f"annotation rows of {table_dir}")
         self.df = df.reset_index(drop=True)
         self.table_dir = Path(table_dir)
@@ -65,20 +70,35 @@ class AUDataset(Dataset):
         self.paths = [self.table_dir / p for p in self.df["imgpath"].astype(str)]
         self.points = self.df[point_columns(self.aus)].to_numpy(np.float64).reshape(len(self.df), -1, 2)  # (R, P, 2)
         self.intensity = self.df[self.aus].to_numpy(np.float32)  # (R, A)
+        self.augment = augment if augment is not None and augment.enabled else None
+        self.seed = seed
+        self.epoch = 0  # set by the trainer: augmentation draws from (seed, epoch, row)
+        # Training reads every crop once per epoch: keep the resized crops in
+        # memory when they fit in CACHE_BYTES (the embedded default's: ~7 MB).
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = \
+            {} if targets and len(self.df) * 3 * input_size ** 2 <= CACHE_BYTES else None
 
     def __len__(self) -> int:
         return len(self.df)
 
     def image(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """The crop resized to the input size (uint8 RGB) and the (x, y) scale applied."""
+        if self._cache is not None and i in self._cache:
+            return self._cache[i]
         img = load_rgb(self.paths[i])
         h, w = img.shape[:2]
         s = self.input_size
-        return resize_to_input(img, s), np.array([s / w, s / h])
+        out = resize_to_input(img, s), np.array([s / w, s / h])
+        if self._cache is not None:
+            out[0].setflags(write=False)
+            self._cache[i] = out
+        return out
 
     def __getitem__(self, i: int) -> dict:
         img, scale = self.image(i)
         points = self.points[i] * scale  # (P, 2) input pixels
+        if self.augment is not None:
+            img, points = augment(img, points, self.augment, np.random.default_rng([self.seed, self.epoch, i]))
         item = {
             "image": torch.from_numpy(normalise(img, self.normalization)),
             "points": torch.from_numpy(points.astype(np.float32)),

@@ -143,27 +143,59 @@ def plot_heatmaps(cfg: Config, model_path: Path, rows: pd.DataFrame, table_dir: 
     plt.close(fig)
 
 
-def _config_summary(cfg: Config, n_frames: int, folds: list[dict]) -> str:
+def people_summary(manifest: str | Path | None, folds: list[dict]) -> list[str]:
+    """Report lines on a synthetic dataset's people (from its manifest): how
+    many, from how many source photos of how many people, and whether each
+    fold tests people whose dominant photo's person dominates no training
+    subject."""
+    if manifest is None or not Path(manifest).is_file():
+        return []
+    data = json.loads(Path(manifest).read_text())
+    subjects = data.get("subjects") or {}
+    if not subjects:
+        return []
+    photos = sorted({s["photo"] for r in subjects.values() for s in r["sources"]})
+    persons = sorted({s["person"] for r in subjects.values() for s in r["sources"]})
+    dom = {sid: r["dominant_person"] for sid, r in subjects.items()}
+    held_out = all(not {dom.get(s) for s in f["test"]} & {dom.get(s) for s in f["train"]} for f in folds)
+    sizes = sorted((sum(1 for r in subjects.values() if len(r["sources"]) == k), k)
+                   for k in {len(r["sources"]) for r in subjects.values()})
+    morphs = ", ".join(f"{n} of {k} photos" for n, k in sorted(sizes, key=lambda t: t[1]))
+    return [f"- people: {len(subjects)} synthetic people (morphs: {morphs}) from {len(photos)} source photos of "
+            f"{len(persons)} real people ({', '.join(photos)})",
+            "- held-out people: " + ("yes: no person's photo dominates subjects on both sides of any fold"
+                                     if held_out else "no: some person's photo dominates subjects on both sides "
+                                                      "of a fold (folds.group_by: person separates them)")]
+
+
+def _config_summary(cfg: Config, n_frames: int, folds: list[dict], manifest: str | Path | None = None) -> str:
     m, t = cfg.model, cfg.train
     lines = [
         f"- dataset: `{cfg.dataset.name}` ({cfg.dataset.kind}, root `{cfg.dataset.root}`"
         f"{', synthetic' if cfg.synth.enabled else ''}), AUs {', '.join(cfg.dataset.au_names)}",
+        *people_summary(manifest, folds),
         f"- test frames pooled over folds: {n_frames}",
         "- folds: " + "; ".join(f"{f['name']}: {len(f['train'])} train / {len(f['test'])} test subjects"
                                   for f in folds),
-        f"- model: {m.backbone} (weights: {m.backbone_weights or 'random init'}), input {m.input_size}, "
+        f"- model: {m.backbone}{'' if m.width == 64 else f' of width {m.width}'} (weights: "
+        f"{m.backbone_weights or 'random init'}), input {m.input_size}, head {'-'.join(map(str, m.head_channels))}, "
         f"SCC {'on' if m.scc.enabled else 'off'} (k={m.scc.k}, {m.scc.impl}, layout {m.scc.layout})",
         f"- training: {t.epochs} epochs, batch {t.batch_size}, Adam lr {t.lr} (/{1 / t.lr_gamma:g} at epochs "
         f"{', '.join(map(str, t.lr_milestones)) or '-'}), weight decay {t.weight_decay}, seed {cfg.seed}",
-        f"- crops: {cfg.crops.size}x{cfg.crops.size}, similarity alignment of eyes + mouth to a template",
+        f"- crops: {cfg.crops.size}x{cfg.crops.size}, similarity alignment "
+        + ("of the rigid landmarks onto a neutral face" if cfg.crops.alignment == "rigid"
+           else "of eyes + mouth to a template")
+        + ("; training augmentation (flip, similarity, colour)" if t.augment.enabled else ""),
     ]
     return "\n".join(lines)
 
 
 def write_report(cfg: Config, *, metrics_json: str | Path, folds_json: str | Path, annotations_csv: str | Path,
                  predictions: Mapping[str, str | Path], histories: Mapping[str, str | Path],
-                 models: Mapping[str, str | Path], report_md: str | Path, figures_dir: str | Path) -> Path:
-    """Write the report `report_md` and its figures into `figures_dir`.
+                 models: Mapping[str, str | Path], report_md: str | Path, figures_dir: str | Path,
+                 manifest: str | Path | None = None) -> Path:
+    """Write the report `report_md` and its figures into `figures_dir`
+    (`manifest`: the synthetic dataset's, for its people).
 
     `predictions`, `histories` and `models` map fold names to the folds'
     files; the heatmap figure uses the first fold's model. Returns the
@@ -213,7 +245,7 @@ def write_report(cfg: Config, *, metrics_json: str | Path, folds_json: str | Pat
         "",
         "## Run",
         "",
-        _config_summary(cfg, len(preds), folds),
+        _config_summary(cfg, len(preds), folds, manifest),
         "",
         "## Figures",
         "",

@@ -106,17 +106,19 @@ def annotations(cfg: Config, crop_tables: list[PathLike], csv_path: PathLike, js
     return f"{msg}; {n_json} in the JSON ({n_rows - n_json} excluded: some AU not coded)"
 
 
-def folds(cfg: Config, annotations_csv: PathLike, out_json: PathLike) -> str:
-    """Subject-exclusive folds over the subjects of the annotation table."""
+def folds(cfg: Config, annotations_csv: PathLike, out_json: PathLike, manifest: PathLike | None = None) -> str:
+    """Subject-exclusive folds over the subjects of the annotation table
+    (`manifest`: the synthetic dataset's, for `folds.group_by: person`)."""
     import pandas as pd
 
-    from .folds import make_folds, write_folds
+    from .folds import make_folds, person_groups, write_folds
 
     path = Path(annotations_csv)
     if not path.is_file():
         raise FauError(f"{path}: annotation table missing (run the annotations stage first)")
     subjects = sorted(pd.read_csv(path, usecols=["subject"], dtype={"subject": str})["subject"].unique())
-    result = make_folds(subjects, cfg.folds)
+    groups = person_groups(manifest) if cfg.folds.group_by == "person" and manifest else None
+    result = make_folds(subjects, cfg.folds, groups)
     write_folds(result, out_json)
     return "; ".join(f"{f['name']}: train {len(f['train'])} subjects, test {len(f['test'])} ({' '.join(f['test'])})"
                      for f in result)
@@ -137,7 +139,7 @@ def mlflow_parent(cfg: Config, out_json: PathLike, annotations_csv: Optional[Pat
 
 
 def _fold_run(cfg: Config, parent: Optional[PathLike], run_file: Optional[PathLike], fold: str,
-              annotations_csv: PathLike, fold_def: Optional[dict] = None):
+              annotations_csv: PathLike, variant: Optional[str] = None, fold_def: Optional[dict] = None):
     """The fold's MLflow run: a child of `parent`'s run, or without `parent` a
     run of its own (mlflow.enabled), recorded in `run_file`."""
     from .mlflow_runs import FoldRun, open_fold_run
@@ -147,7 +149,7 @@ def _fold_run(cfg: Config, parent: Optional[PathLike], run_file: Optional[PathLi
             raise FauError(f"{parent}: logging to MLflow needs the fold's run file too")
         return FoldRun(None, None)
     return open_fold_run(cfg, Path(parent) if parent is not None else None, Path(run_file), fold,
-                         dataset_file=Path(annotations_csv), fold_def=fold_def)
+                         dataset_file=Path(annotations_csv), variant=variant, fold_def=fold_def)
 
 
 def _mlflow_note(run) -> str:
@@ -160,14 +162,15 @@ def _mlflow_note(run) -> str:
 
 def train(cfg: Config, annotations_csv: PathLike, folds_json: PathLike, fold: str, model: PathLike,
           history: PathLike, checkpoint: Optional[PathLike] = None, parent: Optional[PathLike] = None,
-          run_file: Optional[PathLike] = None, threads: Optional[int] = None) -> str:
+          run_file: Optional[PathLike] = None, threads: Optional[int] = None, variant: Optional[str] = None) -> str:
     """Train one fold (resuming from `checkpoint`); with `parent` (the MLflow
-    parent file) log to the fold's child run recorded in `run_file`."""
+    parent file) log to the fold's child run recorded in `run_file` (an
+    ablation `variant`'s fold: its own child run, `<variant>/<fold>`)."""
     from .folds import find_fold
     from .train import train_fold
 
     f = find_fold(folds_json, fold)
-    run = _fold_run(cfg, parent, run_file, fold, annotations_csv, f)
+    run = _fold_run(cfg, parent, run_file, fold, annotations_csv, variant, f)
     # Interrupted (SIGINT, SIGTERM): the run ends KILLED; an error: FAILED.
     with run.training(cfg.mlflow.system_metrics, cfg.mlflow.system_metrics_interval):
         result = train_fold(cfg, annotations_csv, f, model, history, checkpoint,
@@ -184,14 +187,14 @@ def train(cfg: Config, annotations_csv: PathLike, folds_json: PathLike, fold: st
 
 def evaluate(cfg: Config, annotations_csv: PathLike, folds_json: PathLike, fold: str, model: PathLike,
              predictions: PathLike, metrics: PathLike, parent: Optional[PathLike] = None,
-             run_file: Optional[PathLike] = None, threads: Optional[int] = None) -> str:
+             run_file: Optional[PathLike] = None, threads: Optional[int] = None, variant: Optional[str] = None) -> str:
     """Predict one fold's test subjects; its ICC(3,1) / MAE / PCC per AU."""
     from .evaluate import evaluate_fold
     from .folds import find_fold
 
     f = find_fold(folds_json, fold)
     table = evaluate_fold(cfg, annotations_csv, f, model, predictions, metrics, threads=threads)
-    run = _fold_run(cfg, parent, run_file, fold, annotations_csv, f)
+    run = _fold_run(cfg, parent, run_file, fold, annotations_csv, variant, f)
     if run.enabled:
         run.log_metrics({f"{m}_{r['au']}": r[m] for _, r in table.iterrows() for m in ("icc", "mae", "pcc")})
         run.log_artifact(Path(predictions), "evaluation", name="predictions.csv")
@@ -220,7 +223,8 @@ def pool(cfg: Config, predictions: Mapping[str, PathLike], metrics_csv: PathLike
 
 def report(cfg: Config, *, metrics_json: PathLike, folds_json: PathLike, annotations_csv: PathLike,
            predictions: Mapping[str, PathLike], histories: Mapping[str, PathLike], models: Mapping[str, PathLike],
-           report_md: PathLike, figures_dir: PathLike, parent: Optional[PathLike] = None) -> str:
+           report_md: PathLike, figures_dir: PathLike, parent: Optional[PathLike] = None,
+           manifest: Optional[PathLike] = None) -> str:
     """The report (tables and figures); with `parent`, logged to the MLflow
     parent run, and the runs recorded beside the parent file that MLflow
     still lacks (a server that was down) caught up."""
@@ -229,7 +233,7 @@ def report(cfg: Config, *, metrics_json: PathLike, folds_json: PathLike, annotat
 
     path = write_report(cfg, metrics_json=metrics_json, folds_json=folds_json, annotations_csv=annotations_csv,
                         predictions=predictions, histories=histories, models=models, report_md=report_md,
-                        figures_dir=figures_dir)
+                        figures_dir=figures_dir, manifest=manifest)
     note = ""
     if parent is not None:
         run = parent_run(Path(parent))
@@ -242,3 +246,30 @@ def report(cfg: Config, *, metrics_json: PathLike, folds_json: PathLike, annotat
             note = (f" (MLflow: {len(pending)} runs not logged yet; `fau mlflow-sync {Path(parent).parent}` when "
                     "the server is back)") if pending else _mlflow_note(run)
     return f"report: {path}{note}"
+
+
+# ---------------------------------------------------------------- ablation
+
+
+def ablation_table(runs: Mapping[str, PathLike], out_csv: PathLike, out_png: PathLike) -> str:
+    """The main model's and its variants' pooled metrics side by side."""
+    from .ablation import ablation_table as table
+
+    t = table(runs, out_csv, out_png)
+    return t[["variant", "icc", "mae", "pcc", "icc_fold_mean", "icc_fold_sd"]].to_string(
+        index=False, float_format=lambda v: f"{v:.3f}")
+
+
+def report_ablation(report_md: PathLike, table_csv: PathLike, figure: PathLike, variants: Mapping[str, Mapping],
+                    out_md: PathLike, parent: Optional[PathLike] = None) -> str:
+    """The report with the ablation section; with `parent`, logged to the MLflow parent run."""
+    from .ablation import ablation_report
+    from .mlflow_runs import parent_run
+
+    path = ablation_report(report_md, table_csv, figure, variants, out_md)
+    if parent is not None:
+        run = parent_run(Path(parent))
+        run.log_artifact(path, "report", name=Path(out_md).name)
+        run.log_artifact(Path(table_csv), "ablation", name="ablation.csv")
+        run.log_artifact(Path(figure), "ablation", name=Path(figure).name)
+    return f"report with the ablation: {path}"

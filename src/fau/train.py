@@ -215,7 +215,7 @@ def _train(cfg: Config, fold: dict, rows: pd.DataFrame, n_excluded: int, table_d
     resumed_from = start - 1
 
     dataset = AUDataset(rows, table_dir, aus, m_cfg.input_size, t_cfg.normalization, targets=True,
-                        sigma=m_cfg.sigma, stride=STRIDE)
+                        sigma=m_cfg.sigma, stride=STRIDE, augment=t_cfg.augment, seed=cfg.seed)
     workers = t_cfg.workers if t_cfg.workers is not None else (max(0, (threads or 1) - 1)
                                                               if device.type == "cuda" else 0)
     use_bf16 = bool(t_cfg.bf16 and device.type == "cuda")
@@ -223,6 +223,7 @@ def _train(cfg: Config, fold: dict, rows: pd.DataFrame, n_excluded: int, table_d
     for epoch in tqdm(range(start, t_cfg.epochs + 1), desc=f"{fold['name']} epochs", file=sys.stderr,
                       initial=start - 1, total=t_cfg.epochs):
         t0 = time.time()
+        dataset.epoch = epoch
         loader = DataLoader(dataset, batch_size=t_cfg.batch_size, sampler=epoch_order(len(dataset), cfg.seed, epoch),
                             num_workers=workers, pin_memory=device.type == "cuda")
         lr = optimizer.param_groups[0]["lr"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from fau.ablation import variant_config
 from fau.config import from_dict
 from fau.errors import FauError
 from fau.folds import fold_names
@@ -28,18 +29,31 @@ OUT = f"{RESULTS}/{{dataset}}"
 FOLDS = fold_names(CFG.folds)
 
 
+# The ablation's variants (workflow/rules/ablation.smk) and their results' root.
+VARIANTS = list(CFG.ablation.variants)
+VOUT = f"{OUT}/ablation/{{variant}}"
+
+
 wildcard_constraints:
     dataset=DATASET,
+    variant="|".join(VARIANTS) or "no-variant-configured",
     fold="|".join(FOLDS),
     video=r"[A-Za-z0-9_.-]+",
 
 
-def sections(*names):
+def sections(*names, config=config, results=True):
     """The config sections a rule reads (its `params.cfg`, from which its
     script builds the typed config): a change re-runs exactly the rules that
-    read it. Keys sorted, so that only a changed value counts."""
-    keep = {"seed", "results", "dataset", *names}
+    read it. Keys sorted, so that only a changed value counts. `results`:
+    False for a rule whose output does not depend on the results folder."""
+    keep = {"seed", "dataset", *names} | ({"results"} if results else set())
     return json.loads(json.dumps({k: v for k, v in config.items() if k in keep}, sort_keys=True))
+
+
+def variant_sections(*names):
+    """Like `sections`, for the ablation variant of the job's wildcards: the
+    config with the variant's model / train overrides merged in."""
+    return lambda wc: sections(*names, config=variant_config(config, CFG.ablation.variants[wc.variant]))
 
 
 def videos(wildcards):
@@ -102,6 +116,7 @@ def predict_outputs(wildcards):
     if CFG.predict.overlay:
         out += expand(f"{PREDICT}/overlays/{{name}}", name=PREDICT_INPUTS)
     return out
+
 
 # No MLflow run left RUNNING: when an invocation ends, the parent run and any
 # child run still RUNNING end (after an error FAILED, after Ctrl-C KILLED, the

@@ -12,6 +12,7 @@ rule report:
         histories=expand(f"{OUT}/history/{{fold}}.csv", fold=FOLDS, allow_missing=True),
         models=expand(f"{OUT}/models/{{fold}}.pt", fold=FOLDS, allow_missing=True),
         parent=f"{OUT}/mlflow/parent.json",
+        manifest=synth_manifest,  # the synthetic people, when this run made its data
     output:
         report=f"{OUT}/report.md",
         figures=directory(f"{OUT}/figures"),

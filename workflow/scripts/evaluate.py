@@ -6,4 +6,4 @@ with job(snakemake) as cfg:
     print(stages.evaluate(cfg, snakemake.input.annotations, snakemake.input.folds, snakemake.wildcards.fold,
                           snakemake.input.model, snakemake.output.predictions, snakemake.output.metrics,
                           parent=snakemake.input.parent, run_file=snakemake.params.mlflow_run,
-                          threads=snakemake.threads))
+                          threads=snakemake.threads, variant=snakemake.params.get("variant")))

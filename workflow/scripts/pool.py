@@ -5,4 +5,4 @@ from fau.snakemake_job import job
 with job(snakemake) as cfg:
     predictions = dict(zip(snakemake.params.folds, snakemake.input.predictions, strict=True))
     print(stages.pool(cfg, predictions, snakemake.output.csv, snakemake.output.json, snakemake.output.folds,
-                      parent=snakemake.input.parent))
+                      parent=snakemake.input.get("parent")))

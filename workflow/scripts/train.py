@@ -6,4 +6,4 @@ with job(snakemake) as cfg:
     print(stages.train(cfg, snakemake.input.annotations, snakemake.input.folds, snakemake.wildcards.fold,
                        snakemake.output.model, snakemake.output.history, checkpoint=snakemake.params.checkpoint,
                        parent=snakemake.input.parent, run_file=snakemake.params.mlflow_run,
-                       threads=snakemake.threads))
+                       threads=snakemake.threads, variant=snakemake.params.get("variant")))
