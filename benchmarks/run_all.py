@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["scc", "train_step", "landmarks", "predict", "end_to_end", "real_faces"]
-TAKES_FLAGS = {"scc", "train_step", "landmarks", "predict"}  # end_to_end.py takes --cores / --keep only
+SCRIPTS = ["scc", "train_step", "landmarks", "predict", "scale", "mlflow_outage", "end_to_end", "real_faces"]
+# --device / --quick / --threads; end_to_end.py takes --cores / --keep only, real_faces.py --run
+TAKES_FLAGS = {"scc", "train_step", "landmarks", "predict", "scale", "mlflow_outage"}
 
 
 def run_script(name: str, args: argparse.Namespace, extra: list[str] = ()) -> tuple[int, list[dict], float]:
