@@ -69,7 +69,7 @@ class AUDataset(Dataset):
         self.stride = stride
         self.paths = [self.table_dir / p for p in self.df["imgpath"].astype(str)]
         self.points = self.df[point_columns(self.aus)].to_numpy(np.float64).reshape(len(self.df), -1, 2)  # (R, P, 2)
-        self.intensity = self.df[self.aus].to_numpy(np.float32)  # (R, A)
+        self.intensity = np.array(self.df[self.aus], np.float32)  # (R, A), a writable copy (pandas may hand out a read-only view)
         self.augment = augment if augment is not None and augment.enabled else None
         self.seed = seed
         self.epoch = 0  # set by the trainer: augmentation draws from (seed, epoch, row)
