@@ -20,7 +20,15 @@ import sys
 
 import numpy as np
 
-from fau.align import TEMPLATE_FILE, compute_neutral_template, read_template
+from fau.align import CLASSIC, TEMPLATE_FILE, alignment, read_template, transform
+from fau.synth.faces import photo
+
+
+def compute_neutral_template() -> np.ndarray:
+    """The neutral face (68, 2): dlib's landmarks on the shipped average face,
+    mapped by its eyes + mouth onto the classic template."""
+    _, pts = photo("AverageMaleFace.jpg")
+    return transform(pts, alignment(pts, CLASSIC))
 
 
 def main() -> int:

@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 
 from . import atomic  # noqa: E402
 from .config import deep_merge  # noqa: E402
-from .errors import FauError  # noqa: E402
+from .errors import FauError, read_json  # noqa: E402
 
 MAIN = "main"  # the row of the main config
 
@@ -40,20 +40,11 @@ def variant_config(config: Mapping, overrides: Mapping) -> dict:
     return deep_merge(dict(config), dict(overrides))
 
 
-def _metrics(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FauError(f"{path}: missing (run the pool stage of this variant first)") from None
-    except json.JSONDecodeError as e:
-        raise FauError(f"{path}: not valid JSON ({e.msg})") from None
-
-
 def ablation_table(runs: Mapping[str, str | Path], out_csv: str | Path, out_png: str | Path) -> pd.DataFrame:
     """`runs`: variant name -> its metrics.json (the main run first, as `main`)."""
     rows, per_au, fold_icc = [], {}, {}
     for name, path in runs.items():
-        m = _metrics(Path(path))
+        m = read_json(path, "run the pool stage of this variant first")
         sd = m.get("fold_mean_sd", {}).get("mean", {})
         row = {"variant": name}
         for k in ("icc", "mae", "pcc"):

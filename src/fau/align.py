@@ -95,23 +95,6 @@ def read_template() -> np.ndarray:
     return pts
 
 
-def compute_neutral_template() -> np.ndarray:
-    """The neutral face (68, 2) from the shipped average face (see
-    scripts/neutral_template.py): dlib's landmarks on the photo, mapped by its
-    eyes + mouth onto the classic template."""
-    from .config import LandmarksConfig
-    from .landmarks import LandmarkDetector
-
-    path = Path(str(resources.files("fau") / "assets" / "faces" / "AverageMaleFace.jpg"))
-    img = cv2.imread(str(path))
-    if img is None:
-        raise FauError(f"{path}: shipped average face missing")
-    ok, _, _, pts = LandmarkDetector(LandmarksConfig(detect_width=10_000, track=False)).detect(img)
-    if not ok:
-        raise FauError(f"{path}: dlib finds no face")
-    return transform(pts, alignment(pts, CLASSIC))
-
-
 def frame_to_crop(pts68: np.ndarray, crops) -> np.ndarray:
     """The (2, 3) frame -> crop similarity of one face for `crops`
     (`CropsConfig`: alignment, template, size)."""

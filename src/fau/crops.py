@@ -17,7 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import align, atomic
-from .annotations import point_columns, table_columns
+from .annotations import META, point_columns, table_columns
 from .au_locations import au_points, au_table
 from .config import CropsConfig, au_name
 from .landmarks import points_from_row
@@ -59,15 +59,12 @@ def crop_video(frames: Iterable[tuple[int, np.ndarray]], landmarks: pd.DataFrame
         rel = f"{int(frame)}.jpg" if prefix == "." else f"{prefix}/{int(frame)}.jpg"
         cpts = align.transform(pts, m)
         points = au_points(cpts, table)
-        r = len(meta)
-        if r == n:  # more frames than label rows (repeated frame numbers): grow
-            intensity, coords = np.resize(intensity, (2 * n, a)), np.resize(coords, (2 * n, 4 * a))
-            n *= 2
+        r = len(meta)  # < n: one row per labelled frame at most
         meta.append((rel, info["video"], info["subject"], info["task"], int(frame)))
         intensity[r] = [float(info[name]) for name in names]
         coords[r] = [round(float(v), 2) for au in aus for v in np.asarray(points[au]).reshape(-1)]
     r = len(meta)
-    out = pd.DataFrame(meta, columns=["imgpath", "video", "subject", "task", "frame"])
+    out = pd.DataFrame(meta, columns=["imgpath", *META])
     out = pd.concat([out, pd.DataFrame(intensity[:r], columns=names),
                      pd.DataFrame(coords[:r], columns=point_columns(names))], axis=1)
     return out[table_columns(names)]

@@ -4,7 +4,9 @@ file (or config key) and the problem. The CLI prints it and exits non-zero."""
 from __future__ import annotations
 
 import errno
-from typing import Optional
+import json
+from pathlib import Path
+from typing import Any, Optional
 
 
 class FauError(Exception):
@@ -29,3 +31,16 @@ def user_os_error(e: BaseException) -> Optional[str]:
     hint = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
             errno.EROFS: "choose a writable folder"}.get(e.errno, "check the folder's permissions")
     return f"{where}{extra}: {e.strerror} ({hint})"
+
+
+def read_json(path: str | Path, missing: str) -> Any:
+    """A JSON file an earlier stage wrote; FauError naming it when it is
+    missing (`missing`: what makes it, e.g. "run the folds stage first") or
+    not valid JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FauError(f"{path}: missing ({missing})") from None
+    except json.JSONDecodeError as e:
+        raise FauError(f"{path}: not valid JSON ({e.msg})") from None

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from . import atomic
 from .config import FoldsConfig
-from .errors import FauError
+from .errors import FauError, read_json
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +133,7 @@ def write_folds(folds: list[dict], path: str | Path) -> None:
 def read_folds(path: str | Path) -> list[dict]:
     """The folds of `folds.json`; FauError naming the file if it is missing or malformed."""
     path = Path(path)
-    try:
-        folds = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FauError(f"{path}: missing (run the folds stage first)") from None
-    except json.JSONDecodeError as e:
-        raise FauError(f"{path}: not valid JSON ({e.msg})") from None
+    folds = read_json(path, "run the folds stage first")
     if not isinstance(folds, list) or not all(isinstance(f, dict) and {"name", "train", "test"} <= set(f)
                                               for f in folds):
         raise FauError(f"{path}: expected a list of {{name, train, test}} objects")

@@ -67,7 +67,7 @@ from typing import Iterator, Optional
 
 from . import atomic
 from .config import Config
-from .errors import FauError
+from .errors import FauError, read_json
 
 # Bounded requests (MLflow's defaults: 7 retries, backoff factor 2, 120 s
 # per attempt: about 250 s before an error when the server is down). While a
@@ -255,15 +255,6 @@ def dataset_inputs(dataset: str, annotations_csv: Path, fold: Optional[dict] = N
         return [spec(dataset, "training", None)]
     return [spec(f"{dataset}/{fold['name']}/train", "training", list(fold["train"])),
             spec(f"{dataset}/{fold['name']}/test", "testing", list(fold["test"]))]
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FauError(f"{path}: missing (run the mlflow_parent rule / `fau mlflow-start` first)") from None
-    except json.JSONDecodeError as e:
-        raise FauError(f"{path}: not valid JSON ({e.msg})") from None
 
 
 def _chunks(items: list, n: int = 100) -> Iterator[list]:
@@ -655,7 +646,7 @@ def open_fold_run(cfg: Config, parent_file: Optional[Path], run_file: Path, fold
     its own child run, `<variant>/<fold>`; `role` tags it (`final`).
     `fold_def` ({name, train, test}) names its dataset inputs."""
     if parent_file is not None:
-        parent = _read_json(Path(parent_file))
+        parent = read_json(parent_file, "run the mlflow_parent rule / `fau mlflow-start` first")
         if not parent.get("enabled"):
             return FoldRun(None, None)
     elif cfg.mlflow.enabled:
@@ -719,7 +710,7 @@ def parent_record(parent_file: Path) -> Path:
 
 def parent_run(parent_file: Path) -> FoldRun:
     """The parent run, for pooled metrics and the report."""
-    parent = _read_json(Path(parent_file))
+    parent = read_json(parent_file, "run the mlflow_parent rule / `fau mlflow-start` first")
     if not parent.get("enabled"):
         return FoldRun(None, None)
     record = parent_record(parent_file)

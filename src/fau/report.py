@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Mapping
 
@@ -23,7 +24,7 @@ import pandas as pd  # noqa: E402
 from . import atomic  # noqa: E402
 from .config import Config  # noqa: E402
 from .errors import FauError  # noqa: E402
-from .folds import read_folds  # noqa: E402
+from .folds import person_groups, read_folds  # noqa: E402
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -156,11 +157,10 @@ def people_summary(manifest: str | Path | None, folds: list[dict]) -> list[str]:
         return []
     photos = sorted({s["photo"] for r in subjects.values() for s in r["sources"]})
     persons = sorted({s["person"] for r in subjects.values() for s in r["sources"]})
-    dom = {sid: r["dominant_person"] for sid, r in subjects.items()}
+    dom = person_groups(manifest)  # subject -> the person of its dominant photo (as folds.group_by: person)
     held_out = all(not {dom.get(s) for s in f["test"]} & {dom.get(s) for s in f["train"]} for f in folds)
-    sizes = sorted((sum(1 for r in subjects.values() if len(r["sources"]) == k), k)
-                   for k in {len(r["sources"]) for r in subjects.values()})
-    morphs = ", ".join(f"{n} of {k} photos" for n, k in sorted(sizes, key=lambda t: t[1]))
+    sizes = Counter(len(r["sources"]) for r in subjects.values())  # photos per morph -> people
+    morphs = ", ".join(f"{sizes[k]} of {k} photos" for k in sorted(sizes))
     return [f"- people: {len(subjects)} synthetic people (morphs: {morphs}) from {len(photos)} source photos of "
             f"{len(persons)} real people ({', '.join(photos)})",
             "- held-out people: " + ("yes: no person's photo dominates subjects on both sides of any fold"
