@@ -87,14 +87,24 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 def check_equal(lit: torch.nn.Module, fac: torch.nn.Module, x: torch.Tensor, g: torch.Tensor,
                 dtype: torch.dtype = torch.float32) -> tuple[float, float]:
     """(max relative error of the output, of output + input grad + every
-    weight grad) between the two impls, computed in `dtype` on copies."""
+    weight grad) between the two impls, computed in `dtype` on copies.
+    TF32 is off meanwhile: cuDNN runs float32 convolutions in TF32 (10-bit
+    mantissa) by default on Ampere and later, and may pick a different
+    algorithm for each copy; the head's deconvolutions then differ by ~3e-4
+    (seen on an H100) before SCC sees them."""
     outs = []
-    for m in (lit, fac):
-        m = copy.deepcopy(m).to(dtype)
-        xi = x.detach().to(dtype).clone().requires_grad_(True)
-        y = step(m, xi, g.to(dtype))
-        outs.append([y.detach(), xi.grad.detach()] + [p.grad.detach() for p in m.parameters()])
-        del m
+    matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
+            for m in (lit, fac):
+                m = copy.deepcopy(m).to(dtype)
+                xi = x.detach().to(dtype).clone().requires_grad_(True)
+                y = step(m, xi, g.to(dtype))
+                outs.append([y.detach(), xi.grad.detach()] + [p.grad.detach() for p in m.parameters()])
+                del m
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
     errs = [rel_err(f, l_) for l_, f in zip(*outs)]
     return errs[0], max(errs)
 

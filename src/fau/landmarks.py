@@ -13,7 +13,11 @@ run of the 68-point predictor. The HOG detector runs again (first in a small
 region around the face, then on the whole frame) every `redetect_every`
 frames, and at once when the points jump (mean move > `max_motion` x the
 face's size) or leave their box; when it finds nothing the face is lost and
-the frame gets NaN. A face that vanishes between two detections is noticed
+the frame gets NaN. A re-detection whose points jump that far from the last
+frame's while the followed points do not is not taken at once (HOG boxes
+snap between pyramid scales; glasses and caps move them, and the points
+with them): the followed points stand for that frame, and the detection
+on the next frame is taken whatever it is. A face that vanishes between two detections is noticed
 at the next one (`redetect_every: 1` detects on every frame). Frames are
 decoded `read_ahead` frames ahead in a child process.
 
@@ -209,9 +213,7 @@ class LandmarkDetector:
         last frame's points; None when the points jump or leave the box."""
         box = track.box_for(track.pts)
         pts = self._predict(grey, box)
-        size = _spread(track.pts)
-        moved = float(np.linalg.norm(pts - track.pts, axis=1).mean())
-        if moved > self.cfg.max_motion * size or abs(_spread(pts) / size - 1.0) > self.cfg.max_motion:
+        if _jumped(pts, track.pts, self.cfg.max_motion):
             return None
         if not self._plausible(pts, box):
             return None
@@ -248,20 +250,47 @@ class FaceTracker:
     def __init__(self, detector: LandmarkDetector):
         self.det = detector
         self.track: Optional[_Track] = None
+        self.doubt = False  # the last scheduled re-detection jumped and was not taken: detect again, take it
 
     def step(self, image: np.ndarray) -> tuple[bool, float, Optional[Box], Optional[np.ndarray]]:
         det, cfg, track = self.det, self.det.cfg, self.track
         grey = _grey(image)
-        followed = None
-        if track is not None and cfg.track and track.age + 1 < cfg.redetect_every:
+        tracking = track is not None and cfg.track
+        scheduled = tracking and (track.age + 1 >= cfg.redetect_every or self.doubt)  # a re-detection is due
+        if tracking and not scheduled:
             followed = det._follow(grey, track)
-        if followed is not None:
-            box, pts = followed
-            self.track = track.moved(pts)
-            return True, self.track.conf, box, pts
+            if followed is not None:
+                box, pts = followed
+                self.track = track.moved(pts)
+                return True, self.track.conf, box, pts
         ok, conf, box, pts = det._detect(grey, track.box_for(track.pts) if track is not None else None)
+        if ok and scheduled and not self.doubt and _jumped(pts, track.pts, cfg.max_motion):
+            # The re-detection's points jump further than a face moves in a
+            # frame: most likely the detector's box was off (HOG boxes snap
+            # between pyramid scales; glasses, a cap) and the 68 points with
+            # it. If the followed points do not jump, they stand for this
+            # frame and the detector runs again on the next, whose result is
+            # taken whatever it is (a track gone wrong is still corrected,
+            # one frame later).
+            followed = det._follow(grey, track)
+            if followed is not None:
+                box, pts = followed
+                self.track = track.moved(pts)
+                self.doubt = True
+                return True, self.track.conf, box, pts
+        self.doubt = False
         self.track = _Track.start(box, pts, conf) if ok else None
         return ok, conf, box, pts
+
+
+def _jumped(pts: np.ndarray, prev: np.ndarray, max_motion: float) -> bool:
+    """Whether the points `pts` (68, 2) moved or resized from the last
+    frame's `prev` (68, 2) by more than a face does in a frame: mean point
+    displacement > `max_motion` x the face's size (`_spread`), or the size
+    changed by more than `max_motion` (relative)."""
+    size = _spread(prev)
+    moved = float(np.linalg.norm(pts - prev, axis=1).mean())
+    return moved > max_motion * size or abs(_spread(pts) / size - 1.0) > max_motion
 
 
 def _spread(pts: np.ndarray) -> float:
