@@ -569,8 +569,12 @@ def test_interrupted_invocation_ends_its_runs_and_the_fold_resumes_its_own_run(l
                        dataset={"root": str(local_run["base"] / "data" / "BP4D")}, train={"epochs": 8})
     target = str(out / "models" / "fold1.pt")
     args = [SNAKEMAKE, "--cores", "1", "--configfile", str(cfg), "--", target]
+    # A terminal's Ctrl-C reaches a snakemake whose SIGINT has its default
+    # action; a test runner started in the background (`cmd &` in a script)
+    # hands its children SIGINT ignored, and snakemake would never see it.
     job = subprocess.Popen(args, cwd=local_run["wf"], env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, start_new_session=True)
+                           text=True, start_new_session=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     ckpt = out / "checkpoints" / "fold1.pt"
     deadline = time.time() + 600
     while not ckpt.exists() and job.poll() is None and time.time() < deadline:
