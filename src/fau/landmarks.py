@@ -13,12 +13,12 @@ run of the 68-point predictor. The HOG detector runs again (first in a small
 region around the face, then on the whole frame) every `redetect_every`
 frames, and at once when the points jump (mean move > `max_motion` x the
 face's size) or leave their box; when it finds nothing the face is lost and
-the frame gets NaN. A re-detection whose points jump that far from the last
-frame's while the followed points do not is not taken at once (HOG boxes
-snap between pyramid scales; glasses and caps move them, and the points
-with them): the followed points stand for that frame, and the detection
-on the next frame is taken whatever it is. A face that vanishes between two detections is noticed
-at the next one (`redetect_every: 1` detects on every frame). Frames are
+the frame gets NaN. A scheduled re-detection whose points jump that far from
+the last frame's while the followed points do not is not taken at once (HOG
+boxes snap between pyramid scales; glasses and caps move them, and the
+points with them): the followed points stand for that frame, and the
+detection on the next frame is taken whatever it is. A face that vanishes
+between two detections is noticed at the next one (`redetect_every: 1` detects on every frame). Frames are
 decoded `read_ahead` frames ahead in a child process.
 
 `confidence` is the HOG detector's score of the detection the points come
@@ -244,7 +244,8 @@ class LandmarkDetector:
 class FaceTracker:
     """The landmark stage's per-frame logic with its state: follow the face
     by its landmarks, re-detect every `redetect_every` frames or when the
-    points jump. `step(image)` (BGR or grey, frames in order) -> (success,
+    points jump; a scheduled re-detection that jumps is checked once more
+    on the next frame (`doubt`). `step(image)` (BGR or grey, frames in order) -> (success,
     confidence, box, pts68 (68, 2) or None)."""
 
     def __init__(self, detector: LandmarkDetector):
