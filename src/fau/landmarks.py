@@ -18,8 +18,9 @@ the last frame's while the followed points do not is not taken at once (HOG
 boxes snap between pyramid scales; glasses and caps move them, and the
 points with them): the followed points stand for that frame, and the
 detection on the next frame is taken whatever it is. A face that vanishes
-between two detections is noticed at the next one (`redetect_every: 1` detects on every frame). Frames are
-decoded `read_ahead` frames ahead in a child process.
+between two detections is noticed at the next one (`redetect_every: 1`
+detects on every frame). Frames are decoded `read_ahead` frames ahead in a
+child process.
 
 `confidence` is the HOG detector's score of the detection the points come
 from (the last one, for tracked frames).
