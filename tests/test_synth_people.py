@@ -145,14 +145,10 @@ def test_every_seed_spreads_the_partner_photos_alike():
     """A seed draws other people, not another kind of dataset: in every seed
     of the 12-person default each of the seven photos is a partner (a
     non-dominant source) of 1 to 3 people. Drawn at random instead, one
-    photo shaped 5 people's faces and another none in some seeds. Each
-    person's photos show different real people (three photos show Obama)."""
+    photo shaped 5 people's faces and another none in some seeds."""
     for seed in range(20):
         people = recipes(12, seed)
         assert [r.sources[0][0] for r in people] == [ORDER[i % 7] for i in range(12)]
-        for r in people:
-            shown = [PHOTOS[name].person for name, _ in r.sources]
-            assert len(set(shown)) == len(shown), (seed, r.sources)
         uses = {name: 0 for name in PHOTOS}
         for r in people:
             for name, _ in r.sources[1:]:

@@ -214,11 +214,8 @@ def recipes(n: int, seed: int) -> list[Recipe]:
         fresh = [p for p in partners if p not in used[dom]] or partners
         k = 2 if rng.uniform() < 0.3 and len(fresh) >= 2 else 1
         tie = rng.permutation(len(fresh))
-        picked: list[int] = []
-        for j in sorted(range(len(fresh)), key=lambda j: (uses[fresh[j]], tie[j])):
-            if len(picked) < k and all(PHOTOS[fresh[j]].person != PHOTOS[fresh[m]].person for m in picked):
-                picked.append(j)  # partners are different people, as the dominant is
-        chosen = [fresh[j] for j in sorted(picked)]
+        ranked = sorted(range(len(fresh)), key=lambda j: (uses[fresh[j]], tie[j]))
+        chosen = [fresh[j] for j in sorted(ranked[:k])]
         used[dom].update(chosen)
         for p in chosen:
             uses[p] += 1
