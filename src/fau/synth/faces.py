@@ -200,25 +200,17 @@ def recipes(n: int, seed: int) -> list[Recipe]:
     """n distinct people. Person i is dominated by ORDER[i % 7] (weight
     0.55-0.75) and morphed with one or two photos of other people; each round
     over the seven photos pairs a dominant photo with partners it has not had
-    yet, and every second round is mirrored. Partners are the photos used
-    least so far (ties drawn by the seed), so every seed spreads them alike
-    over the dataset: a seed draws other people, not a dataset where one
-    photo shapes many more faces than another."""
+    yet, and every second round is mirrored."""
     out: list[Recipe] = []
     used: dict[str, set[str]] = {name: set() for name in ORDER}
-    uses = {name: 0 for name in ORDER}  # times each photo has been a partner
     for i in range(n):
         rng = np.random.default_rng([int(seed), zlib.crc32(f"recipe/{i}".encode())])
         dom = ORDER[i % len(ORDER)]
         partners = [p for p in ORDER if PHOTOS[p].person != PHOTOS[dom].person]
         fresh = [p for p in partners if p not in used[dom]] or partners
         k = 2 if rng.uniform() < 0.3 and len(fresh) >= 2 else 1
-        tie = rng.permutation(len(fresh))
-        ranked = sorted(range(len(fresh)), key=lambda j: (uses[fresh[j]], tie[j]))
-        chosen = [fresh[j] for j in sorted(ranked[:k])]
+        chosen = [fresh[j] for j in sorted(rng.choice(len(fresh), size=k, replace=False))]
         used[dom].update(chosen)
-        for p in chosen:
-            uses[p] += 1
         w_dom = float(rng.uniform(0.55, 0.75))
         rest = rng.dirichlet(np.ones(k)) * (1 - w_dom)
         sources = ((dom, w_dom),) + tuple((p, float(w)) for p, w in zip(chosen, rest))
