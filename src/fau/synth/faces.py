@@ -210,6 +210,14 @@ def recipes(n: int, seed: int) -> list[Recipe]:
         fresh = [p for p in partners if p not in used[dom]] or partners
         k = 2 if rng.uniform() < 0.3 and len(fresh) >= 2 else 1
         chosen = [fresh[j] for j in sorted(rng.choice(len(fresh), size=k, replace=False))]
+        if k == 2 and PHOTOS[chosen[0]].person == PHOTOS[chosen[1]].person:
+            # Two photos of one man (three show Obama): a person of three
+            # sources needs three people, so the second is drawn again among
+            # the others (or dropped). Draws of other people are unchanged.
+            others = [p for p in fresh if PHOTOS[p].person != PHOTOS[chosen[0]].person]
+            chosen = chosen[:1] + ([others[int(rng.integers(len(others)))]] if others else [])
+            chosen.sort(key=fresh.index)
+            k = len(chosen)
         used[dom].update(chosen)
         w_dom = float(rng.uniform(0.55, 0.75))
         rest = rng.dirichlet(np.ones(k)) * (1 - w_dom)
