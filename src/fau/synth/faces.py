@@ -213,7 +213,8 @@ def recipes(n: int, seed: int) -> list[Recipe]:
         if k == 2 and PHOTOS[chosen[0]].person == PHOTOS[chosen[1]].person:
             # Two photos of one man (three show Obama): a person of three
             # sources needs three people, so the second is drawn again among
-            # the others (or dropped). Draws of other people are unchanged.
+            # the others (or dropped). A seed without such a pair keeps
+            # every recipe it had before this rule.
             others = [p for p in fresh if PHOTOS[p].person != PHOTOS[chosen[0]].person]
             chosen = chosen[:1] + ([others[int(rng.integers(len(others)))]] if others else [])
             chosen.sort(key=fresh.index)
