@@ -262,9 +262,7 @@ class FaceTracker:
         if tracking and not scheduled:
             followed = det._follow(grey, track)
             if followed is not None:
-                box, pts = followed
-                self.track = track.moved(pts)
-                return True, self.track.conf, box, pts
+                return self._follows(*followed)
         ok, conf, box, pts = det._detect(grey, track.box_for(track.pts) if track is not None else None)
         if ok and scheduled and not self.doubt and _jumped(pts, track.pts, cfg.max_motion):
             # The re-detection's points jump further than a face moves in a
@@ -276,13 +274,16 @@ class FaceTracker:
             # one frame later).
             followed = det._follow(grey, track)
             if followed is not None:
-                box, pts = followed
-                self.track = track.moved(pts)
                 self.doubt = True
-                return True, self.track.conf, box, pts
+                return self._follows(*followed)
         self.doubt = False
         self.track = _Track.start(box, pts, conf) if ok else None
         return ok, conf, box, pts
+
+    def _follows(self, box: Box, pts: np.ndarray) -> tuple[bool, float, Box, np.ndarray]:
+        """Take the followed points (68, 2) in `box` for this frame."""
+        self.track = self.track.moved(pts)
+        return True, self.track.conf, box, pts
 
 
 def _jumped(pts: np.ndarray, prev: np.ndarray, max_motion: float) -> bool:
