@@ -92,3 +92,30 @@ def evaluate_into(cfg, data: Path, fold_: dict, fold_dir: Path, **kwargs):
 
     return evaluate_fold(cfg, data, fold_, fold_dir / "model.pt", fold_dir / "predictions.csv",
                          fold_dir / "metrics.csv", **kwargs)
+
+
+def spread_outputs(model_pt: Path, annotations_csv: Path, cfg) -> None:
+    """Rescale the model's last 1 x 1 convolution per output map so that
+    each map's peak over the dataset's crops spans 0.5..4.5 x 255: a model
+    briefly trained on a few dozen crops predicts near-constants (clipped at
+    0 or 5), which would make a weak comparison. The peak of a x map + b is
+    a x peak + b (a > 0): the intensities stay the network's function of
+    the crop, now spread over the scale."""
+    import torch
+
+    from fau.data import AUDataset
+    from fau.inference import load_model
+
+    net, meta = load_model(model_pt)
+    ds = AUDataset(pd.read_csv(annotations_csv), annotations_csv.parent, meta["aus"],
+                   int(meta["model_config"]["input_size"]), meta["normalization"])
+    with torch.no_grad():
+        x = torch.stack([ds[i]["image"] for i in range(len(ds))])
+        peak = net(x).flatten(2).amax(2).double()  # (N, P)
+    lo, hi = peak.min(0).values, peak.max(0).values
+    a = 4 * 255.0 / (hi - lo)
+    b = 0.5 * 255.0 - a * lo
+    state = meta["state_dict"]
+    state["head.final.weight"] = (state["head.final.weight"].double() * a[:, None, None, None]).float()
+    state["head.final.bias"] = (state["head.final.bias"].double() * a + b).float()
+    torch.save(meta, model_pt)

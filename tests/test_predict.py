@@ -307,31 +307,6 @@ def test_prefetch_carries_colour_and_grey_of_every_frame(shared):
 TOL = 1e-4  # AU intensity (0..5): the CSV's 4 decimals (5e-5) + fp32 batch composition (~1e-6)
 
 
-def spread_outputs(model_pt: Path, annotations_csv: Path, cfg) -> None:
-    """Rescale the model's last 1 x 1 convolution per output map so that
-    each map's peak over the dataset's crops spans 0.5..4.5 x 255: a model
-    briefly trained on a few dozen crops predicts near-constants (clipped at
-    0 or 5), which would make a weak comparison. The peak of a x map + b is
-    a x peak + b (a > 0): the intensities stay the network's function of
-    the crop, now spread over the scale."""
-    from fau.data import AUDataset
-    from fau.inference import load_model
-
-    net, meta = load_model(model_pt)
-    ds = AUDataset(pd.read_csv(annotations_csv), annotations_csv.parent, meta["aus"],
-                   int(meta["model_config"]["input_size"]), meta["normalization"])
-    with torch.no_grad():
-        x = torch.stack([ds[i]["image"] for i in range(len(ds))])
-        peak = net(x).flatten(2).amax(2).double()  # (N, P)
-    lo, hi = peak.min(0).values, peak.max(0).values
-    a = 4 * 255.0 / (hi - lo)
-    b = 0.5 * 255.0 - a * lo
-    state = meta["state_dict"]
-    state["head.final.weight"] = (state["head.final.weight"].double() * a[:, None, None, None]).float()
-    state["head.final.bias"] = (state["head.final.bias"].double() * a + b).float()
-    torch.save(meta, model_pt)
-
-
 @pytest.fixture(scope="module", params=["bp4d", "disfa"])
 def dataset_run(request, tmp_path_factory):
     """The data chain on a synthetic dataset (its own official layout), a
@@ -341,7 +316,7 @@ def dataset_run(request, tmp_path_factory):
 
     from fau import stages
     from fau.config import from_dict, to_plain
-    from model_fixtures import evaluate_into
+    from model_fixtures import evaluate_into, spread_outputs
 
     torch.set_num_threads(2)
     ds = request.getfixturevalue(request.param)

@@ -88,6 +88,8 @@ def test_registered_version_with_signature_input_example_and_preprocessing(regis
     assert (local / mlmodel["saved_input_example_info"]["artifact_path"]).is_file()
     meta = torch.load(registered["model"], weights_only=True)
     assert mlmodel["metadata"]["fau"]["preprocessing"] == meta["preprocessing"]
+    # the flip test (eval.flip_test, on by default) travels with the model
+    assert mlmodel["flavors"]["python_function"]["config"] == {"flip_test": True}
     assert (local / "code" / "fau" / "pyfunc.py").is_file()  # the model carries the code it runs
 
 
@@ -112,7 +114,7 @@ def test_pyfunc_gives_evaluate_intensities_for_the_same_crops(registered, tmp_pa
         rows.append(row)
     net, meta = load_model(registered["model"])
     ev = predict(net, pd.DataFrame(rows), tmp_path, meta["aus"], int(meta["model_config"]["input_size"]),
-                 meta["normalization"])
+                 meta["normalization"], flip_test=True)  # as registered (eval.flip_test's default)
     got = loaded.predict(crops)
     assert list(got.columns) == ["AU06_r", "AU12_r", "AU17_r"]
     for au in ("AU06", "AU12", "AU17"):

@@ -40,6 +40,9 @@ def add_predict(p: argparse.ArgumentParser) -> None:
                    help="frame rate for timestamps (default: the video's; image folders 30, as OpenFace)")
     p.add_argument("--predictor", default=None,
                    help="dlib 68-point model file (default: the one the model was trained with, if present)")
+    p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
+                   help="intensity = mean over the face crop and its mirror image (default: the config's "
+                        "eval.flip_test, as evaluation; on)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -65,10 +68,13 @@ def run_predict(args: argparse.Namespace, cfg: Config) -> int:
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or cfg.mlflow.uri
     failed = 0
     with resolved_model(args.model, uri) as model_path:
+        flip = cfg.eval.flip_test if args.flip_test is None else args.flip_test
         predictor = Predictor(model_path, device=args.device, batch_size=args.batch_size,
-                              precision=args.precision, threads=args.threads, predictor=args.predictor)
+                              precision=args.precision, threads=args.threads, predictor=args.predictor,
+                              flip_test=flip)
         print(f"model {args.model}: AUs {', '.join(sorted(predictor.aus))}; input {predictor.input_size} px; "
-              f"device {predictor.device.type}{' (bf16)' if predictor.bf16 else ''}", file=sys.stderr)
+              f"device {predictor.device.type}{' (bf16)' if predictor.bf16 else ''}"
+              f"{'; flip test' if predictor.flip_test else ''}", file=sys.stderr)
         for path in inputs:
             try:
                 media = open_input(path, fps=args.fps)

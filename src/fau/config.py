@@ -167,7 +167,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda"
     bf16: bool = False  # bf16 autocast on CUDA
     workers: Optional[int] = None  # DataLoader workers; None: from the job's threads
-    normalization: str = "imagenet"  # "imagenet" | "tf_mean"
+    normalization: str = "imagenet"  # "imagenet" | "tf_mean" | "per_crop" (fau.data.normalise)
     max_train_frames: Optional[int] = None  # cap per fold (deterministic subsample)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -175,6 +175,10 @@ class TrainConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     batch_size: int = 32
+    # Flip test (as Simple Baselines tests): an AU's intensity is the mean of
+    # the crop's and of its mirror image's. Evaluation, `fau predict` and the
+    # registered MLflow model all read it, so they give the same intensities.
+    flip_test: bool = True
 
 
 @dataclass(frozen=True)

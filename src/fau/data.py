@@ -39,14 +39,24 @@ def load_rgb(path: Path) -> np.ndarray:
 
 
 def normalise(img: np.ndarray, mode: str) -> np.ndarray:
-    """uint8 (S, S, 3) RGB -> float32 (3, S, S): 'imagenet' (torchvision) or 'tf_mean'."""
+    """uint8 (S, S, 3) RGB -> float32 (3, S, S): 'imagenet' (torchvision),
+    'tf_mean', or 'per_crop': each channel minus its own mean over the crop,
+    then divided by the sd of the result (one sd for all three channels,
+    which keeps their relative contrast) + 1 grey level (finite for a flat
+    crop). The light on a face (darker, lighter) and a colour cast then
+    leave the input unchanged, so a new person's skin tone and lighting do
+    not move it: TF's `per_image_standardization` with the mean taken per
+    channel."""
     x = img.astype(np.float32)
     if mode == "imagenet":
         x = (x / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
     elif mode == "tf_mean":
         x = x - TF_MEAN
+    elif mode == "per_crop":
+        x = x - x.mean(axis=(0, 1))  # (S, S, 3) - (3,)
+        x = x / (x.std() + 1.0)
     else:
-        raise FauError(f"config key 'train.normalization' is {mode!r}; expected imagenet or tf_mean")
+        raise FauError(f"config key 'train.normalization' is {mode!r}; expected imagenet, tf_mean or per_crop")
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 

@@ -85,7 +85,7 @@ def evaluate_fold(cfg: Config, annotations_csv: str | Path, fold: dict, model_pa
                            f"({', '.join(map(str, fold['test'][:5]))}...)")
         workers = max(0, (threads or 1) - 1) if device.type == "cuda" else 0
         pred = predict(model, test, annotations_csv.parent, aus, int(meta["model_config"]["input_size"]),
-                       meta["normalization"], cfg.eval.batch_size, workers)
+                       meta["normalization"], cfg.eval.batch_size, workers, cfg.eval.flip_test)
     finally:
         torch.set_num_threads(prev)
     check_predictions(model_path, pred, aus)

@@ -110,7 +110,8 @@ def register_final(cfg: Config, model: PathLike, annotations_csv: PathLike, run_
     name = registered_name(cfg)
     info = log_and_register(model, run["uri"], run["run_id"], name, example_crop(annotations_csv),
                             description=f"fau-pipeline final model: {cfg.model.backbone}, {cfg.model.input_size} px, "
-                                        f"all subjects of {cfg.dataset.name}, {cfg.train.epochs} epochs")
+                                        f"all subjects of {cfg.dataset.name}, {cfg.train.epochs} epochs",
+                            flip_test=cfg.eval.flip_test)
     info["registered"] = True
     atomic.write_text(out_json, json.dumps(info, indent=2) + "\n")
     return f"registered {info['model_uri']} (run {info['run_id']}) at {info['tracking_uri']}"

@@ -13,7 +13,9 @@ The preprocessing is the training data's, read from the model file
 (`model.pt` records `preprocessing` = the landmark and crop config it was
 trained with): the landmark stage's tracking (`fau.landmarks.FaceTracker`),
 the alignment and the crop JPEG round trip and resize
-(`fau.preprocess.network_input`), the model's normalisation. Frames are
+(`fau.preprocess.network_input`), the model's normalisation; the
+intensities are evaluation's (`fau.inference.intensities`, with the flip
+test of `eval.flip_test` unless --no-flip-test). Frames are
 streamed (decoded ahead in a child process, `fau.media`), never collected;
 the network runs on batches of `batch_size` frames (CUDA: bf16 autocast by
 default). Outputs are written to a temp file beside the final one and
@@ -38,8 +40,7 @@ from tqdm import tqdm
 from . import atomic
 from .config import CropsConfig, LandmarksConfig, from_dict
 from .errors import FauError
-from .heatmaps import au_intensities
-from .inference import load_model
+from .inference import intensities, load_model
 from .landmarks import LandmarkDetector, predictor_path
 from .media import MediaInput
 from .preprocess import network_input
@@ -94,10 +95,13 @@ class Predictor:
     model: path of a `model.pt` (an MLflow URI is resolved by
     `fau.registry.resolve_model` first). device: 'auto' | 'cpu' | 'cuda'.
     precision: 'auto' (bf16 autocast on CUDA, fp32 on CPU) | 'fp32' | 'bf16'.
+    flip_test: intensities averaged over each crop and its mirror image,
+    as evaluation does with `eval.flip_test` (`fau.inference.intensities`).
     """
 
     def __init__(self, model_path: str | Path, device: str = "auto", batch_size: Optional[int] = None,
-                 precision: str = "auto", threads: Optional[int] = None, predictor: Optional[str] = None):
+                 precision: str = "auto", threads: Optional[int] = None, predictor: Optional[str] = None,
+                 flip_test: bool = True):
         if threads:
             torch.set_num_threads(max(1, int(threads)))
         self.device = select_device(device)
@@ -114,6 +118,7 @@ class Predictor:
         if precision not in ("auto", "fp32", "bf16"):
             raise FauError(f"precision {precision!r}: expected auto, fp32 or bf16")
         self.bf16 = precision == "bf16" or (precision == "auto" and cuda)
+        self.flip_test = bool(flip_test)
         if self.bf16 and not cuda:
             raise FauError("bf16 inference needs a CUDA device (use --precision fp32 on CPU)")
         self.batch_size = int(batch_size or (64 if cuda else 16))
@@ -136,12 +141,8 @@ class Predictor:
         """The first n rows of the host batch -> AU intensities (n, A) in
         model order and, if asked, the heatmaps (n, P, S/4, S/4)."""
         x = self._host[:n].to(self.device, non_blocking=True)  # (n, 3, S, S)
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            out = self.net(x)  # (n, P, S/4, S/4)
-        out = out.float()
-        maxvals = out.flatten(2).amax(dim=2).double().cpu().numpy()  # (n, P): each map's peak
-        maps = out.cpu().numpy() if heatmaps else None
-        return au_intensities(maxvals), maps  # (n, A)
+        values, out = intensities(self.net, x, self.flip_test, self.bf16)  # (n, A), (n, P, S/4, S/4)
+        return values, (out.cpu().numpy() if heatmaps else None)
 
     # ------------------------------------------------------------ one input
 
@@ -261,7 +262,7 @@ def predict_file(cfg, model: str, input_path: str | Path, csv_path: str | Path,
     media = open_input(input_path, fps=p.fps)
     with resolved_model(model, resolve_uri(cfg.mlflow.uri)) as model_path:
         predictor = Predictor(model_path, device=p.device, batch_size=p.batch_size, precision=p.precision,
-                              threads=threads)
+                              threads=threads, flip_test=cfg.eval.flip_test)
         overlay = None
         if overlay_dir is not None:
             Path(overlay_dir).mkdir(parents=True, exist_ok=True)

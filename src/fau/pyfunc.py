@@ -24,12 +24,14 @@ except ImportError:  # pragma: no cover
     PythonModel = object
 
 
-def crops_to_intensities(net, meta: dict, crops: np.ndarray, batch_size: int = 32) -> pd.DataFrame:
-    """(N, C, C, 3) uint8 RGB crops -> DataFrame of `AUxx_r` (sorted AUs)."""
+def crops_to_intensities(net, meta: dict, crops: np.ndarray, batch_size: int = 32, flip_test: bool = True
+                         ) -> pd.DataFrame:
+    """(N, C, C, 3) uint8 RGB crops -> DataFrame of `AUxx_r` (sorted AUs);
+    flip_test as `eval.flip_test` (`fau.inference.intensities`)."""
     import torch
 
     from .data import normalise
-    from .heatmaps import au_intensities
+    from .inference import intensities
     from .preprocess import resize_to_input
 
     crops = np.asarray(crops)
@@ -42,12 +44,10 @@ def crops_to_intensities(net, meta: dict, crops: np.ndarray, batch_size: int = 3
     norm = meta.get("normalization", "imagenet")
     device = next(net.parameters()).device
     out = np.zeros((len(crops), len(aus)))
-    with torch.no_grad():
-        for i in range(0, len(crops), batch_size):
-            x = np.stack([normalise(resize_to_input(c.astype(np.uint8), size), norm)
-                          for c in crops[i:i + batch_size]])  # (b, 3, S, S)
-            maps = net(torch.from_numpy(x).to(device)).float()  # (b, P, S/4, S/4)
-            out[i:i + len(x)] = au_intensities(maps.flatten(2).amax(dim=2).double().cpu().numpy())
+    for i in range(0, len(crops), batch_size):
+        x = np.stack([normalise(resize_to_input(c.astype(np.uint8), size), norm)
+                      for c in crops[i:i + batch_size]])  # (b, 3, S, S)
+        out[i:i + len(x)] = intensities(net, torch.from_numpy(x).to(device), flip_test)[0]  # (b, A)
     order = sorted(range(len(aus)), key=lambda a: aus[a])
     return pd.DataFrame({f"{aus[a]}_r": out[:, a] for a in order})
 
@@ -59,8 +59,10 @@ class FauPyfunc(PythonModel):
         from .inference import load_model
 
         self.net, self.meta = load_model(context.artifacts["model"], "cpu")
+        # logged with the config's eval.flip_test (`fau.registry.log_and_register`)
+        self.flip_test = bool((context.model_config or {}).get("flip_test", True))
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
         if isinstance(model_input, dict) and len(model_input) == 1:  # a named tensor
             model_input = next(iter(model_input.values()))
-        return crops_to_intensities(self.net, self.meta, np.asarray(model_input))
+        return crops_to_intensities(self.net, self.meta, np.asarray(model_input), flip_test=self.flip_test)

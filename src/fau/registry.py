@@ -152,10 +152,12 @@ def _package_copy(dest: Path) -> Path:
 
 def log_and_register(model_pt: str | Path, tracking_uri: str, run_id: str, registered_name: Optional[str],
                      example_crops: np.ndarray, out_json: Optional[str | Path] = None,
-                     description: str = "") -> dict:
+                     description: str = "", flip_test: bool = True) -> dict:
     """Log `model_pt` as the MLflow model `model` of run `run_id` and
     register it as `registered_name` (None: log only). `example_crops`
-    (n, C, C, 3) uint8 RGB aligned crops become the input example.
+    (n, C, C, 3) uint8 RGB aligned crops become the input example;
+    `flip_test` (the config's eval.flip_test) travels as the pyfunc's
+    model_config, so the model gives evaluation's intensities.
 
     Returns (and writes to `out_json`) {"name", "version", "model_uri",
     "run_id", "model_id", "tracking_uri", "logged_model_uri"}. After
@@ -178,12 +180,12 @@ def log_and_register(model_pt: str | Path, tracking_uri: str, run_id: str, regis
     example = np.ascontiguousarray(np.asarray(example_crops, np.uint8))
     if example.ndim != 4 or example.shape[1:] != (crop, crop, 3):
         raise FauError(f"input example: expected crops of shape (n, {crop}, {crop}, 3), got {example.shape}")
-    expected = crops_to_intensities(net, meta, example)
+    expected = crops_to_intensities(net, meta, example, flip_test=flip_test)
     signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, crop, crop, 3))]),
                                outputs=Schema([ColSpec("double", f"{a}_r") for a in aus]))
     fau_meta = {"aus": list(meta["aus"]), "model_config": meta["model_config"],
                 "normalization": meta.get("normalization"), "preprocessing": meta["preprocessing"],
-                "epochs": meta.get("epochs"), "n_train": meta.get("n_train"),
+                "epochs": meta.get("epochs"), "n_train": meta.get("n_train"), "flip_test": bool(flip_test),
                 "input": f"aligned crops (n, {crop}, {crop}, 3) uint8 RGB, as the crops stage writes them",
                 "output": "AU intensities 0..5, one column AUxx_r per AU"}
     uri = tracking_uri
@@ -193,6 +195,7 @@ def log_and_register(model_pt: str | Path, tracking_uri: str, run_id: str, regis
             with mlflow.start_run(run_id=run_id, log_system_metrics=False):
                 info = mlflow.pyfunc.log_model(
                     name="model", python_model=FauPyfunc(), artifacts={"model": str(model_pt)},
+                    model_config={"flip_test": bool(flip_test)},
                     code_paths=[str(code)], signature=signature, input_example=example,
                     pip_requirements=requirements(), metadata={"fau": fau_meta},
                     registered_model_name=registered_name, await_registration_for=300,
