@@ -101,6 +101,18 @@ def _rules() -> dict[str, str]:
     return out
 
 
+def test_rules_computing_intensities_get_the_eval_section():
+    """A rule's job sees only the config sections its `params.cfg` names
+    (`sections(...)` in common.smk): every job that turns crops into
+    intensities must get `eval`, or a user's `eval.flip_test: false` would
+    not reach it and `fau predict` / the registered model would disagree
+    with evaluation."""
+    rules = _rules()
+    for name in ["evaluate", "evaluate_variant", "report", "register_final", "predict_input"]:
+        cfg = re.search(r"cfg=(?:variant_)?sections\(([^)]*)\)", rules[name])
+        assert cfg and '"eval"' in cfg.group(1), (name, cfg and cfg.group(1))
+
+
 def test_every_rule_runs_a_short_script_with_explicit_paths():
     rules = _rules()
     assert {"synth", "index", "landmarks", "crops", "annotations", "folds", "mlflow_parent", "train",

@@ -39,7 +39,7 @@ rule register_final:
     output:
         registered=f"{OUT}/models/final.json",
     params:
-        cfg=sections("model", "train", "mlflow", "final"),
+        cfg=sections("model", "train", "eval", "mlflow", "final"),  # eval: the flip test travels with the model
         mlflow_run=f"{OUT}/mlflow/final.json",
     log:
         f"{OUT}/logs/register_final.log",

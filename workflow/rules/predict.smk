@@ -17,7 +17,7 @@ rule predict_input:
     wildcard_constraints:
         name="|".join(re.escape(n) for n in PREDICT_INPUTS) or "(?!)",
     params:
-        cfg=sections("predict", "mlflow"),
+        cfg=sections("predict", "eval", "mlflow"),  # eval.flip_test: as evaluation
         model=lambda wc, input: input.model[0] if input.model else PREDICT_MODEL,  # a file, or an MLflow URI
     log:
         f"{PREDICT}/logs/{{name}}.log",
