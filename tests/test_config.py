@@ -33,6 +33,10 @@ def test_paper_protocol_in_dataset_configs():
         assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr) == (10, 16, 5e-4)
         assert cfg.train.lr_milestones == (5, 10) and cfg.train.weight_decay == 1e-5
         assert len(cfg.dataset.aus) == n_aus and len(cfg.folds.parts) == 3
+        # over the embedded default, as `snakemake --configfile config/<name>` merges them: the input
+        # normalisation ImageNet weights expect, not the from-scratch default's per_crop
+        merged = load_config([ROOT / "config" / "config.yaml", ROOT / "config" / name])
+        assert cfg.train.normalization == merged.train.normalization == "imagenet", name
     disfa = load_config([ROOT / "config" / "disfa.yaml"])
     subjects = [s for part in disfa.folds.parts for s in part]
     assert len(subjects) == len(set(subjects)) == 27
