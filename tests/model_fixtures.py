@@ -94,7 +94,7 @@ def evaluate_into(cfg, data: Path, fold_: dict, fold_dir: Path, **kwargs):
                          fold_dir / "metrics.csv", **kwargs)
 
 
-def spread_outputs(model_pt: Path, annotations_csv: Path, cfg) -> None:
+def spread_outputs(model_pt: Path, annotations_csv: Path) -> None:
     """Rescale the model's last 1 x 1 convolution per output map so that
     each map's peak over the dataset's crops spans 0.5..4.5 x 255: a model
     briefly trained on a few dozen crops predicts near-constants (clipped at

@@ -21,7 +21,7 @@ def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("flip")
     data = make_annotation_set(base / "data", subjects=("S1", "S2"), frames=8, seed=3)
     train_into(tiny_config(train={"epochs": 1}), data, fold(("S1", "S2"), ("S1", "S2")), base / "fold")
-    spread_outputs(base / "fold" / "model.pt", data, None)  # peaks over 0.5..4.5: nothing clipped flat
+    spread_outputs(base / "fold" / "model.pt", data)  # peaks over 0.5..4.5: nothing clipped flat
     return data, base / "fold" / "model.pt"
 
 

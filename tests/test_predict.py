@@ -338,7 +338,7 @@ def dataset_run(request, tmp_path_factory):
     subjects = sorted(pd.read_csv(ann, dtype={"subject": str})["subject"].unique())
     everyone = {"name": "all", "train": subjects, "test": subjects}
     train_into(cfg, ann, everyone, out / "all")
-    spread_outputs(out / "all" / "model.pt", ann, cfg)
+    spread_outputs(out / "all" / "model.pt", ann)
     evaluate_into(cfg, ann, everyone, out / "all")
     pred = pd.read_csv(out / "all" / "predictions.csv", dtype={"video": str, "subject": str, "task": str})
     return {"cfg": cfg, "ds": ds, "out": out, "frames": pd.read_csv(frames, dtype={"video": str}), "pred": pred,

@@ -107,7 +107,7 @@ def intensities(model: FauNet, x: torch.Tensor, flip_test: bool = True, bf16: bo
 
 @torch.no_grad()
 def _forward(model: FauNet, df: pd.DataFrame, table_dir: Path, aus: list[str], input_size: int,
-             normalization: str, batch_size: int, workers: int, desc: str, flip_test: bool = True):
+             normalization: str, batch_size: int, workers: int, desc: str, flip_test: bool):
     """Yields (dataset, batch indices, AU intensities (B, A), heatmaps (B, P, h, w) on CPU)."""
     device = next(model.parameters()).device
     ds = AUDataset(df, table_dir, aus, input_size, normalization, targets=False)

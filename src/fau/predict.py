@@ -118,9 +118,9 @@ class Predictor:
         if precision not in ("auto", "fp32", "bf16"):
             raise FauError(f"precision {precision!r}: expected auto, fp32 or bf16")
         self.bf16 = precision == "bf16" or (precision == "auto" and cuda)
-        self.flip_test = bool(flip_test)
         if self.bf16 and not cuda:
             raise FauError("bf16 inference needs a CUDA device (use --precision fp32 on CPU)")
+        self.flip_test = bool(flip_test)
         self.batch_size = int(batch_size or (64 if cuda else 16))
         if self.batch_size < 1:
             raise FauError(f"batch size {self.batch_size}: must be >= 1")

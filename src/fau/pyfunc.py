@@ -59,8 +59,9 @@ class FauPyfunc(PythonModel):
         from .inference import load_model
 
         self.net, self.meta = load_model(context.artifacts["model"], "cpu")
-        # logged with the config's eval.flip_test (`fau.registry.log_and_register`)
-        self.flip_test = bool((context.model_config or {}).get("flip_test", True))
+        # logged with the config's eval.flip_test (`fau.registry.log_and_register`); a model
+        # logged before the flip test existed has no model_config and was verified without it
+        self.flip_test = bool((context.model_config or {}).get("flip_test", False))
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
         if isinstance(model_input, dict) and len(model_input) == 1:  # a named tensor

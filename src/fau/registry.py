@@ -185,7 +185,7 @@ def log_and_register(model_pt: str | Path, tracking_uri: str, run_id: str, regis
                                outputs=Schema([ColSpec("double", f"{a}_r") for a in aus]))
     fau_meta = {"aus": list(meta["aus"]), "model_config": meta["model_config"],
                 "normalization": meta.get("normalization"), "preprocessing": meta["preprocessing"],
-                "epochs": meta.get("epochs"), "n_train": meta.get("n_train"), "flip_test": bool(flip_test),
+                "epochs": meta.get("epochs"), "n_train": meta.get("n_train"),
                 "input": f"aligned crops (n, {crop}, {crop}, 3) uint8 RGB, as the crops stage writes them",
                 "output": "AU intensities 0..5, one column AUxx_r per AU"}
     uri = tracking_uri
