@@ -81,16 +81,50 @@ def test_frames_with_all_labels_zero_show_a_neutral_face(dataset):
 
 def test_the_mouth_opens_only_with_lips_apart(dataset):
     """Lips part (gap beyond a closed mouth's) only in frames where AU25 or
-    AU26 is active, and the dark mouth interior is drawn only there."""
+    AU26 is active, and never pass through each other (AU17 pushes the lower
+    lip up against the upper one, not above it). The mouth interior: the
+    next test."""
     for video in json.loads((Path(dataset.root) / ".synth" / "manifest.json").read_text())["videos"]:
         truth = load_truth(Path(dataset.root), video)
         aus = list(truth["aus"])
         apart = (truth["intensities"][:, aus.index(25)] > 0) | (truth["intensities"][:, aus.index(26)] > 0)
         gaps = np.array([_gap(p) for p in truth["points"]])
         assert (gaps[~apart] <= 0.03).all(), video
+        assert (gaps >= 0).all(), (video, gaps.min())
         # AU25 here only comes with a labelled AU that pulls or raises the lips (not alone).
         labelled = truth["intensities"][:, [aus.index(a) for a in BP4D_AUS]]
         assert (labelled[apart] > 0).any(axis=1).all(), video
+
+
+def _render(renderer, intensities: dict[int, float]) -> np.ndarray:
+    return renderer.render(intensities, renderer.head_matrix(0.0, 1.0, 0.0, 0.0), noise_seed=1)[0]
+
+
+def test_the_mouth_interior_is_drawn_only_where_au25_or_au26_part_the_lips(monkeypatch):
+    """Each AU at full intensity (5), alone and all together, and AU25 / AU26
+    at 2, rendered as generated and with the mouth-interior painting turned
+    off: the frames differ only where AU25 or AU26 is active. (AU17 pushes
+    the lower lip up against the upper one and AU10 lifts the upper lip:
+    neither opens a dark mouth with teeth. Before this was fixed, AU17's
+    lower lip crossed the upper one and AU10's gap both painted it.)"""
+    from fau.synth.expressions import AU_MOTION
+    from fau.synth.faces import make_subject
+    from fau.synth.generate import Renderer
+
+    closed = [{au: 5.0} for au in AU_MOTION if au not in (25, 26)]
+    closed.append({au: 5.0 for au in AU_MOTION if au not in (25, 26)})
+    parted = [{25: 2.0}, {26: 2.0}, {25: 2.0, 17: 5.0, 10: 5.0}]
+    for i, recipe in enumerate(recipes(7, seed=3)):  # every photo dominates one person
+        renderer = Renderer(make_subject(f"P{i}", recipe, 300, 400, np.random.default_rng(i), 0.45))
+        drawn = [_render(renderer, inten) for inten in closed + parted]
+        with monkeypatch.context() as m:
+            m.setattr(Renderer, "mouth_interior", lambda self, img, *args: img)
+            plain = [_render(renderer, inten) for inten in closed + parted]
+        for inten, a, b in zip(closed, drawn, plain):
+            assert np.array_equal(a, b), f"{recipe.sources[0][0]}: mouth interior drawn for {inten}"
+        for inten, a, b in zip(parted, drawn[len(closed):], plain[len(closed):]):
+            assert np.abs(a.astype(int) - b).sum(axis=2).astype(bool).sum() > 50, \
+                f"{recipe.sources[0][0]}: no mouth interior for {inten}"
 
 
 def test_every_person_is_a_morph_of_several_photos_recorded_in_the_manifest(dataset):

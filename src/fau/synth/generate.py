@@ -48,6 +48,14 @@ SIDECAR = ".synth"
 HALO_DIST, HALO_FOLLOW = 0.15, 0.9  # halo distance (IOD) and share of the lip / jaw motion it follows
 HALO_JAW = np.arange(5, 12)  # lower jaw contour points that get a halo
 FACE_FRACTION = {"bp4d": 0.45, "disfa": 0.42}  # face width (jaw span) / min(frame w, h)
+OPENING_AUS = (25, 26)  # the AUs that part the lips (lips apart, jaw drop)
+
+
+def lip_gap(pts: np.ndarray, down: np.ndarray) -> float:
+    """Signed gap (px) between the inner lips' midpoints (62 upper, 66
+    lower) along the face's down axis `down` (2,): negative where the lower
+    lip is pushed above the upper one."""
+    return float((pts[66] - pts[62]) @ down)
 
 
 def subject_ids(kind: str, n: int) -> list[str]:
@@ -99,19 +107,31 @@ class Renderer:
         hi = np.ceil(self.ring.max(axis=0)).astype(int) + 1
         self.region = (int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1]))
         self.centre = pts.mean(axis=0)
-        self.neutral_gap = float(np.hypot(*(pts[66] - pts[62])))
+        self.down = face_axes(pts)[2]  # (2,) the face's down axis
+        self.neutral_gap = lip_gap(pts, self.down)
 
     def head_matrix(self, angle: float, scale: float, dx: float, dy: float) -> np.ndarray:
         m = cv2.getRotationMatrix2D((float(self.centre[0]), float(self.centre[1])), float(angle), float(scale))
         m[:, 2] += (dx, dy)
         return m  # (2, 3)
 
-    def mouth_interior(self, img: np.ndarray, expr: np.ndarray) -> np.ndarray:
-        """Where the lips part (beyond the neutral gap), the inside of the
-        mouth: dark, with the upper teeth below the upper lip (up to 0.45 of
-        the opening, at most 0.1 IOD), faded in over the first 0.08 IOD."""
-        gap = float(np.hypot(*(expr[66] - expr[62])))
-        opening = gap - self.neutral_gap
+    def opening(self, intensities: dict[int, float], expr: np.ndarray) -> float:
+        """How far the lips are apart (px) beyond the neutral face: the
+        inner-lip gap that AU25 / AU26 add, no more than the lips' actual
+        gap along the face's down axis. Other AUs never open the mouth: AU17
+        pushes the lower lip up against the upper one, AU10 lifts the upper
+        lip with the lips still together (where AU10 is strong the
+        generator couples AU25 to it)."""
+        parting = {au: intensities.get(au, 0) for au in OPENING_AUS}
+        d = au_displacement(self.subject.points, parting)  # (68, 2)
+        added = float((d[66] - d[62]) @ self.down)
+        return max(0.0, min(added, lip_gap(expr, self.down) - self.neutral_gap))
+
+    def mouth_interior(self, img: np.ndarray, expr: np.ndarray, opening: float) -> np.ndarray:
+        """Where the lips part (`opening` px, from `self.opening`), the inside
+        of the mouth: dark, with the upper teeth below the upper lip (up to
+        0.45 of the opening, at most 0.1 IOD), faded in over the first 0.08
+        IOD."""
         alpha = float(np.clip(opening / (0.08 * self.iod), 0, 1)) * 0.9
         if alpha <= 0:
             return img
@@ -146,7 +166,7 @@ class Renderer:
         expr = pts + disp
         dst = np.vstack([expr, self.halo + HALO_FOLLOW * disp[self.halo_parent], self.ring])
         img = warp_piecewise(self.subject.frame, self.src, dst, self.tris, self.region)
-        img = self.mouth_interior(img, expr)
+        img = self.mouth_interior(img, expr, self.opening(intensities, expr))
         img = appearance.apply(img, expr, intensities, self.subject.skin)
         h, w = img.shape[:2]
         img = cv2.warpAffine(img, head, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
