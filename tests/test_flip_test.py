@@ -5,6 +5,8 @@ through the same path without the flip test."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -55,3 +57,20 @@ def test_flip_test_is_the_mean_over_the_crop_and_its_mirror_image(trained):
     # and the comparison is not vacuous: this model reads a crop and its mirror differently
     assert np.abs(plain - of_mirror).max() > 0.05
     assert 0.5 < plain.mean() < 4.5
+
+
+def test_the_report_says_how_inputs_were_normalised_and_whether_the_flip_test_ran():
+    """The report's Run section names the input normalisation and the flip
+    test, which both change the numbers in its table."""
+    from fau.config import from_dict, load_yaml
+    from fau.report import _config_summary
+
+    folds = [{"name": "fold1", "train": ["F001"], "test": ["M001"]}]
+    for normalization, flip, words in (
+            ("per_crop", True, "each crop minus its own mean colour, divided by its own contrast; "
+                               "intensities: the mean of each crop's and its mirror image's (flip test)"),
+            ("imagenet", False, "RGB scaled by ImageNet's mean and sd; intensities: one pass per crop (no flip test)")):
+        data = load_yaml(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
+        data["train"]["normalization"], data["eval"]["flip_test"] = normalization, flip
+        text = _config_summary(from_dict(data), 10, folds)
+        assert f"- network input: {words}" in text.splitlines(), text

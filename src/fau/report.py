@@ -168,6 +168,13 @@ def people_summary(manifest: str | Path | None, folds: list[dict]) -> list[str]:
                                                       "of a fold (folds.group_by: person separates them)")]
 
 
+INPUT_WORDS = {  # train.normalization, as the report says it
+    "imagenet": "RGB scaled by ImageNet's mean and sd",
+    "tf_mean": "RGB minus the TF model zoo's mean",
+    "per_crop": "each crop minus its own mean colour, divided by its own contrast",
+}
+
+
 def _config_summary(cfg: Config, n_frames: int, folds: list[dict], manifest: str | Path | None = None) -> str:
     m, t = cfg.model, cfg.train
     lines = [
@@ -186,6 +193,9 @@ def _config_summary(cfg: Config, n_frames: int, folds: list[dict], manifest: str
         + ("of the rigid landmarks onto a neutral face" if cfg.crops.alignment == "rigid"
            else "of eyes + mouth to a template")
         + ("; training augmentation (flip, similarity, colour)" if t.augment.enabled else ""),
+        f"- network input: {INPUT_WORDS.get(t.normalization, t.normalization)}; intensities: "
+        + ("the mean of each crop's and its mirror image's (flip test)" if cfg.eval.flip_test
+           else "one pass per crop (no flip test)"),
     ]
     return "\n".join(lines)
 
