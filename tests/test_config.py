@@ -37,6 +37,13 @@ def test_paper_protocol_in_dataset_configs():
         # normalisation ImageNet weights expect, not the from-scratch default's per_crop
         merged = load_config([ROOT / "config" / "config.yaml", ROOT / "config" / name])
         assert cfg.train.normalization == merged.train.normalization == "imagenet", name
+        # and nothing else of the small default leaks in: the full-width ResNet-50 with the paper's head,
+        # BatchNorm momentum and output scale, no augmentation (config.yaml sets each of these otherwise)
+        plain, layered = to_plain(cfg), to_plain(merged)
+        plain.pop("synth"), layered.pop("synth")  # synth.enabled is false in both; its sizes are unused
+        assert layered == plain, (name, {k: (layered[k], plain[k]) for k in plain if layered[k] != plain[k]})
+        assert (merged.model.width, merged.model.head_channels) == (64, (256, 128, 64)), name
+        assert not merged.train.augment.enabled and merged.model.bn_momentum == 0.01, name
     disfa = load_config([ROOT / "config" / "disfa.yaml"])
     subjects = [s for part in disfa.folds.parts for s in part]
     assert len(subjects) == len(set(subjects)) == 27
