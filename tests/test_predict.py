@@ -425,3 +425,29 @@ def test_several_faces_the_largest_is_face_0(model, shared, tmp_path):
     xs, ys = np.array(rows[0][5:73], float), np.array(rows[0][73:141], float)
     cx, cy = np.median(xs), np.median(ys)
     assert largest.left() < cx < largest.right() and largest.top() < cy < largest.bottom() + largest.height() / 3
+
+
+def test_flip_test_option_reads_the_face_and_its_mirror_image_or_only_the_face(model, shared, tmp_path):
+    """`fau predict`'s default is the config's eval.flip_test (on): it
+    equals `--flip-test`; `--no-flip-test` reads each face once, which gives
+    other intensities; the header line on stderr says which ran."""
+    import shutil
+
+    from model_fixtures import make_annotation_set, spread_outputs
+
+    spread = tmp_path / "model.pt"
+    shutil.copy(model, spread)
+    spread_outputs(spread, make_annotation_set(tmp_path / "data", frames=8, seed=3))  # not clipped at 0 or 5
+    face = shared / "faces" / "obama.jpg"
+    runs = {}
+    for name, extra in (("default", []), ("on", ["--flip-test"]), ("off", ["--no-flip-test"])):
+        proc = run_fau("predict", str(face), "--model", str(spread), "--out", str(tmp_path / name), *extra,
+                       cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        header, rows = raw_rows(tmp_path / name / "obama.csv")
+        assert len(rows) == 1 and rows[0][4] == "1"
+        values = [float(v) for h, v in zip(header, rows[0]) if h.strip().endswith("_r")]
+        runs[name] = (values, "; flip test" in proc.stderr)
+    assert runs["default"] == runs["on"] and runs["on"][1] and not runs["off"][1]
+    assert len(runs["on"][0]) == 3
+    assert max(abs(a - b) for a, b in zip(runs["on"][0], runs["off"][0])) > 0.005, runs
