@@ -40,7 +40,7 @@ from ..config import DatasetConfig, SynthConfig, to_plain
 from ..errors import FauError
 from . import appearance
 from .expressions import AU_MOTION, au_displacement, au_trajectories, face_axes, head_motion
-from .faces import ORDER, PHOTOS, Recipe, Subject, make_subject, recipes
+from .faces import ORDER, PHOTOS, Recipe, Subject, inner_gap, make_subject, recipes
 from .warp import delaunay, ring_points, warp_piecewise
 
 DISFA_IDS = tuple(f"SN{i:03d}" for i in range(1, 33) if i not in (14, 15, 19, 20, 22))
@@ -49,13 +49,6 @@ HALO_DIST, HALO_FOLLOW = 0.15, 0.9  # halo distance (IOD) and share of the lip /
 HALO_JAW = np.arange(5, 12)  # lower jaw contour points that get a halo
 FACE_FRACTION = {"bp4d": 0.45, "disfa": 0.42}  # face width (jaw span) / min(frame w, h)
 OPENING_AUS = (25, 26)  # the AUs that part the lips (lips apart, jaw drop)
-
-
-def lip_gap(pts: np.ndarray, down: np.ndarray) -> float:
-    """Signed gap (px) between the inner lips' midpoints (62 upper, 66
-    lower) along the face's down axis `down` (2,): negative where the lower
-    lip is pushed above the upper one."""
-    return float((pts[66] - pts[62]) @ down)
 
 
 def subject_ids(kind: str, n: int) -> list[str]:
@@ -107,8 +100,10 @@ class Renderer:
         hi = np.ceil(self.ring.max(axis=0)).astype(int) + 1
         self.region = (int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1]))
         self.centre = pts.mean(axis=0)
-        self.down = face_axes(pts)[2]  # (2,) the face's down axis
-        self.neutral_gap = lip_gap(pts, self.down)
+        self.neutral_gap = inner_gap(pts)  # IOD, signed (negative: the lips pass through each other)
+        # IOD the lips part per intensity unit of AU25 / AU26 (displacements are linear in intensity)
+        self.parting = {au: inner_gap(pts + au_displacement(pts, {au: 1.0})) - self.neutral_gap
+                        for au in OPENING_AUS}
 
     def head_matrix(self, angle: float, scale: float, dx: float, dy: float) -> np.ndarray:
         m = cv2.getRotationMatrix2D((float(self.centre[0]), float(self.centre[1])), float(angle), float(scale))
@@ -118,14 +113,12 @@ class Renderer:
     def opening(self, intensities: dict[int, float], expr: np.ndarray) -> float:
         """How far the lips are apart (px) beyond the neutral face: the
         inner-lip gap that AU25 / AU26 add, no more than the lips' actual
-        gap along the face's down axis. Other AUs never open the mouth: AU17
+        gap (`faces.inner_gap`). Other AUs never open the mouth: AU17
         pushes the lower lip up against the upper one, AU10 lifts the upper
         lip with the lips still together (where AU10 is strong the
         generator couples AU25 to it)."""
-        parting = {au: intensities.get(au, 0) for au in OPENING_AUS}
-        d = au_displacement(self.subject.points, parting)  # (68, 2)
-        added = float((d[66] - d[62]) @ self.down)
-        return max(0.0, min(added, lip_gap(expr, self.down) - self.neutral_gap))
+        added = sum(self.parting[au] * float(intensities.get(au, 0) or 0) for au in OPENING_AUS)
+        return max(0.0, min(added, inner_gap(expr) - self.neutral_gap)) * self.iod
 
     def mouth_interior(self, img: np.ndarray, expr: np.ndarray, opening: float) -> np.ndarray:
         """Where the lips part (`opening` px, from `self.opening`), the inside
