@@ -1,7 +1,7 @@
 """CPU time and wall time of the embedded default DAG (`make run`:
 `snakemake --cores 2`) from clean, per stage from the rules' `benchmark:` files.
 
-    python benchmarks/end_to_end.py [--cores 2] [--keep DIR] [--config KEY=VALUE ...]
+    python benchmarks/end_to_end.py [--cores 2] [--keep DIR] [--config KEY=VALUE ...] [--against DIR]
 
 The whole run's CPU time is user + sys of Snakemake and every process it
 started (getrusage of the waited-for children): what the run costs whatever
@@ -10,7 +10,14 @@ else the machine is doing. Wall time depends on the machine's load.
 Bars (issue 10): <= 16 CPU-minutes (about 9 minutes wall on 2 idle cores),
 and the model learns (the run's metrics.json, the report's numbers): pooled
 mean ICC(3,1) >= 0.75, every AU's pooled ICC >= 0.5, every AU's sd of the
-ICC over folds <= 0.15. `--config seed=1` for the second seed.
+ICC over folds <= 0.15. The second seed's bar: pooled mean ICC(3,1) within
+0.05 of the first seed's, e.g.
+
+    python benchmarks/end_to_end.py --keep runs/seed0
+    python benchmarks/end_to_end.py --keep runs/seed1 --config seed=1 --against runs/seed0
+
+(`--against`: a finished run kept with `--keep`; its overrides are read
+from the `end_to_end.json` the script leaves in a kept folder.)
 """
 
 from __future__ import annotations
@@ -34,6 +41,22 @@ from _common import bar, cpu_info
 ROOT = Path(__file__).resolve().parents[1]
 BAR_CPU_MIN = 16.0
 BAR_ICC_MEAN, BAR_ICC_AU, BAR_FOLD_SD = 0.75, 0.5, 0.15  # it learns: held-out people, every AU, every fold
+BAR_SEED_GAP = 0.05  # another seed's pooled mean ICC(3,1) within this of the first's
+SUMMARY = "end_to_end.json"  # written into a kept run's folder: its overrides and pooled mean
+
+
+def kept_run(folder: Path) -> tuple[float, str]:
+    """(pooled mean ICC(3,1), how it ran) of a run kept with --keep."""
+    summary = folder / SUMMARY
+    if summary.is_file():
+        s = json.loads(summary.read_text())
+        return float(s["pooled_mean_icc"]), " ".join(s["config"]) or "no --config"
+    config = folder / "config" / "config.yaml"
+    cfg = yaml.safe_load(config.read_text()) if config.is_file() else None
+    metrics = folder / cfg["results"] / cfg["dataset"]["name"] / "metrics.json" if cfg else None
+    if metrics is None or not metrics.is_file():
+        raise SystemExit(f"{folder}: no {SUMMARY} or run metrics.json: not a finished kept run")
+    return float(json.loads(metrics.read_text())["mean"]["icc"]), "overrides not recorded"
 
 
 def children_cpu() -> float:
@@ -47,7 +70,10 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, default=None, help="run in this folder and keep it")
     ap.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
                     help="Snakemake --config overrides (e.g. seed=1)")
+    ap.add_argument("--against", type=Path, default=None, metavar="DIR",
+                    help="a finished run kept with --keep (another seed): bar on the gap of the pooled means")
     args = ap.parse_args()
+    other = kept_run(args.against) if args.against is not None else None  # read before the run, not after it
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="fau-e2e-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -59,6 +85,7 @@ def main() -> int:
     shutil.rmtree(work / cfg["results"], ignore_errors=True)
     shutil.rmtree(work / cfg["dataset"]["root"], ignore_errors=True)
     shutil.rmtree(work / ".snakemake", ignore_errors=True)
+    (work / SUMMARY).unlink(missing_ok=True)  # a failed run must not leave an earlier run's summary
 
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     cmd = [str(Path(sys.executable).parent / "snakemake"), "--cores", str(args.cores)]
@@ -98,6 +125,14 @@ def main() -> int:
     ok &= bar("end_to_end lowest pooled ICC(3,1) of an AU", metrics["pooled"][worst]["icc"], BAR_ICC_AU, ">=", worst)
     ok &= bar("end_to_end largest fold sd of an AU's ICC", metrics["fold_mean_sd"][widest]["icc_sd"], BAR_FOLD_SD,
               "<=", widest)
+    if other is not None:
+        gap = abs(metrics["mean"]["icc"] - other[0])
+        ok &= bar("end_to_end pooled mean ICC(3,1), gap to another seed's run", gap, BAR_SEED_GAP, "<=",
+                  f"{metrics['mean']['icc']:.3f} here ({' '.join(args.config) or 'no --config'}), "
+                  f"{other[0]:.3f} in {args.against} ({other[1]})")
+    if args.keep is not None:
+        (work / SUMMARY).write_text(json.dumps({"config": list(args.config), "pooled_mean_icc": metrics["mean"]["icc"],
+                                               "cpu_minutes": cpu / 60, "wall_minutes": wall / 60}, indent=1) + "\n")
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1

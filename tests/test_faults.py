@@ -447,3 +447,34 @@ def test_run_all_fails_when_a_script_fails_a_bar(tmp_path, monkeypatch, capsys):
         monkeypatch.setattr(sys, "argv", ["run_all.py", "--only", only])
         assert run_all.main() == rc, only
         assert f"{fails} FAIL" in capsys.readouterr().out.splitlines()[-1], only
+
+
+def test_end_to_end_against_reads_a_kept_run_and_names_a_folder_that_is_not_one(tmp_path):
+    """`end_to_end.py --against DIR` (the second-seed bar) reads the other
+    seed's pooled mean from the summary a kept run leaves, or from an older
+    kept run's metrics.json; any other folder stops it with one line naming
+    the folder, before the hour's run starts."""
+    spec = importlib.util.spec_from_file_location("end_to_end_under_test", REPO / "benchmarks" / "end_to_end.py")
+    e2e = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        spec.loader.exec_module(e2e)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "end_to_end.json").write_text(json.dumps({"config": ["seed=0"], "pooled_mean_icc": 0.804}))
+    assert e2e.kept_run(new) == (0.804, "seed=0")
+    old = tmp_path / "old"
+    (old / "config").mkdir(parents=True)
+    (old / "config" / "config.yaml").write_text("results: results\ndataset: {name: synth_bp4d}\n")
+    (old / "results" / "synth_bp4d").mkdir(parents=True)
+    (old / "results" / "synth_bp4d" / "metrics.json").write_text(json.dumps({"mean": {"icc": 0.659}}))
+    assert e2e.kept_run(old) == (0.659, "overrides not recorded")
+    (old / "results" / "synth_bp4d" / "metrics.json").unlink()
+    with pytest.raises(SystemExit) as err:
+        e2e.kept_run(old)
+    assert str(err.value).startswith(f"{old}: ") and "not a finished kept run" in str(err.value)
+    with pytest.raises(SystemExit) as err:
+        e2e.kept_run(tmp_path / "typo")
+    assert str(err.value).startswith(f"{tmp_path / 'typo'}: ")
