@@ -45,6 +45,11 @@ BAR_SEED_GAP = 0.05  # another seed's pooled mean ICC(3,1) within this of the fi
 SUMMARY = "end_to_end.json"  # written into a kept run's folder: its overrides and pooled mean
 
 
+def output_dir(folder: Path, cfg: dict) -> Path:
+    """Where a run in `folder` with config `cfg` writes its dataset's results."""
+    return folder / cfg["results"] / cfg["dataset"]["name"]
+
+
 def kept_run(folder: Path) -> tuple[float, str]:
     """(pooled mean ICC(3,1), how it ran) of a run kept with --keep."""
     summary = folder / SUMMARY
@@ -53,7 +58,7 @@ def kept_run(folder: Path) -> tuple[float, str]:
         return float(s["pooled_mean_icc"]), " ".join(s["config"]) or "no --config"
     config = folder / "config" / "config.yaml"
     cfg = yaml.safe_load(config.read_text()) if config.is_file() else None
-    metrics = folder / cfg["results"] / cfg["dataset"]["name"] / "metrics.json" if cfg else None
+    metrics = output_dir(folder, cfg) / "metrics.json" if cfg else None
     if metrics is None or not metrics.is_file():
         raise SystemExit(f"{folder}: no {SUMMARY} or run metrics.json: not a finished kept run")
     return float(json.loads(metrics.read_text())["mean"]["icc"]), "overrides not recorded"
@@ -81,7 +86,7 @@ def main() -> int:
     for name in ["workflow", "config", "profiles", "envs"]:
         shutil.copytree(ROOT / name, work / name, dirs_exist_ok=True, symlinks=True)
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    out = work / cfg["results"] / cfg["dataset"]["name"]
+    out = output_dir(work, cfg)
     shutil.rmtree(work / cfg["results"], ignore_errors=True)
     shutil.rmtree(work / cfg["dataset"]["root"], ignore_errors=True)
     shutil.rmtree(work / ".snakemake", ignore_errors=True)
@@ -133,7 +138,7 @@ def main() -> int:
     if args.keep is not None:
         (work / SUMMARY).write_text(json.dumps({"config": list(args.config), "pooled_mean_icc": metrics["mean"]["icc"],
                                                "cpu_minutes": cpu / 60, "wall_minutes": wall / 60}, indent=1) + "\n")
-    if args.keep is None:
+    else:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1
 

@@ -453,7 +453,7 @@ def test_end_to_end_against_reads_a_kept_run_and_names_a_folder_that_is_not_one(
     """`end_to_end.py --against DIR` (the second-seed bar) reads the other
     seed's pooled mean from the summary a kept run leaves, or from an older
     kept run's metrics.json; any other folder stops it with one line naming
-    the folder, before the hour's run starts."""
+    the folder, before its own run starts."""
     spec = importlib.util.spec_from_file_location("end_to_end_under_test", REPO / "benchmarks" / "end_to_end.py")
     e2e = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(REPO / "benchmarks"))
