@@ -224,7 +224,7 @@ class PredictConfig:
     model: Optional[str] = None  # model.pt or models:/<name>/<version>; None: this config's final model
     overlay: bool = False  # also <results>/predict/overlays/<name>/ (video with landmarks, AU bars, heatmaps)
     device: str = "auto"  # "auto" | "cpu" | "cuda"
-    precision: str = "auto"  # "auto" (bf16 on CUDA) | "fp32" | "bf16"
+    precision: str = "auto"  # "auto" (fp32) | "fp32" | "bf16" (CUDA autocast)
     batch_size: Optional[int] = None  # None: 16 on CPU, 64 on CUDA
     fps: Optional[float] = None  # timestamps' frame rate; None: the video's (image folders: 30)
 

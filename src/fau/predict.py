@@ -17,8 +17,8 @@ the alignment and the crop JPEG round trip and resize
 intensities are evaluation's (`fau.inference.intensities`, with the flip
 test of `eval.flip_test` unless --no-flip-test). Frames are
 streamed (decoded ahead in a child process, `fau.media`), never collected;
-the network runs on batches of `batch_size` frames (CUDA: bf16 autocast by
-default). Outputs are written to a temp file beside the final one and
+the network runs on batches of `batch_size` frames (fp32; bf16 autocast on
+CUDA on request: on an H100 it was the slower precision, benchmarks/README.md). Outputs are written to a temp file beside the final one and
 moved into place at the end (`fau.atomic`): an interrupted or failed input
 leaves no half-written CSV or video.
 """
@@ -94,7 +94,7 @@ class Predictor:
 
     model: path of a `model.pt` (an MLflow URI is resolved by
     `fau.registry.resolve_model` first). device: 'auto' | 'cpu' | 'cuda'.
-    precision: 'auto' (bf16 autocast on CUDA, fp32 on CPU) | 'fp32' | 'bf16'.
+    precision: 'auto' (fp32, the faster on the CPU and on the H100 measured) | 'fp32' | 'bf16' (CUDA autocast).
     flip_test: intensities averaged over each crop and its mirror image,
     as evaluation does with `eval.flip_test` (`fau.inference.intensities`).
     """
@@ -117,7 +117,7 @@ class Predictor:
         cuda = self.device.type == "cuda"
         if precision not in ("auto", "fp32", "bf16"):
             raise FauError(f"precision {precision!r}: expected auto, fp32 or bf16")
-        self.bf16 = precision == "bf16" or (precision == "auto" and cuda)
+        self.bf16 = precision == "bf16"  # auto: fp32 (bf16 autocast was slower on the H100: 107 vs 142 frames/s)
         if self.bf16 and not cuda:
             raise FauError("bf16 inference needs a CUDA device (use --precision fp32 on CPU)")
         self.flip_test = bool(flip_test)
