@@ -18,9 +18,10 @@ intensities are evaluation's (`fau.inference.intensities`, with the flip
 test of `eval.flip_test` unless --no-flip-test). Frames are
 streamed (decoded ahead in a child process, `fau.media`), never collected;
 the network runs on batches of `batch_size` frames (fp32; bf16 autocast on
-CUDA on request: on an H100 it was the slower precision, benchmarks/README.md). Outputs are written to a temp file beside the final one and
-moved into place at the end (`fau.atomic`): an interrupted or failed input
-leaves no half-written CSV or video.
+CUDA on request: on an H100 it was the slower precision, see
+benchmarks/README.md). Outputs are written to a temp file beside the final
+one and moved into place at the end (`fau.atomic`): an interrupted or
+failed input leaves no half-written CSV or video.
 """
 
 from __future__ import annotations
