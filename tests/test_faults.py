@@ -432,10 +432,21 @@ def test_every_benchmark_script_uses_the_verdict_of_its_bars():
         assert any("else 1" in r for r in returns), (path.name, returns)  # `return 0 if ok else 1`
 
 
+def _benchmark(name: str):
+    """benchmarks/<name>.py imported as a module (its `_common` import found
+    beside it), without running its main()."""
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    return module
+
+
 def test_run_all_fails_when_a_script_fails_a_bar(tmp_path, monkeypatch, capsys):
-    spec = importlib.util.spec_from_file_location("run_all_under_test", REPO / "benchmarks" / "run_all.py")
-    run_all = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_all)
+    run_all = _benchmark("run_all")
     bar = 'print("BAR " + json.dumps({"name": "x", "measured": 2.0, "bar": ">= 3", "pass": False}))'
     (tmp_path / "fails.py").write_text(f"import json, sys\n{bar}\nsys.exit(1)\n")
     (tmp_path / "lies.py").write_text(f"import json, sys\n{bar}\nsys.exit(0)\n")
@@ -454,13 +465,7 @@ def test_end_to_end_against_reads_a_kept_run_and_names_a_folder_that_is_not_one(
     seed's pooled mean from the summary a kept run leaves, or from an older
     kept run's metrics.json; any other folder stops it with one line naming
     the folder, before its own run starts."""
-    spec = importlib.util.spec_from_file_location("end_to_end_under_test", REPO / "benchmarks" / "end_to_end.py")
-    e2e = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        spec.loader.exec_module(e2e)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    e2e = _benchmark("end_to_end")
     new = tmp_path / "new"
     new.mkdir()
     (new / "end_to_end.json").write_text(json.dumps({"config": ["seed=0"], "pooled_mean_icc": 0.804}))
