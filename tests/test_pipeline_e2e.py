@@ -76,7 +76,17 @@ def test_local_run_writes_report_and_metrics(local_run):
     report = (out / "report.md").read_text()
     for au in AUS:
         assert f"| {au} |" in report
-    for fig in ["pred_vs_true.png", "sequences.png", "training_curves.png", "heatmaps.png"]:
+    # the per-subject table: one row per test subject, its fold and its frames
+    lines = report.split("## Per test subject")[1].split("\n## ")[0].splitlines()
+    head = next(line for line in lines if line.startswith("| subject |")).strip("| ").split(" | ")
+    rows = {c[0]: dict(zip(head, c)) for c in (line.strip("| ").split(" | ") for line in lines
+                                                if line.startswith("| ") and not line.startswith("| subject"))}
+    fold_of = {s: f"fold{i}" for i in (1, 2, 3)
+               for s in pd.read_csv(out / "predictions" / f"fold{i}.csv")["subject"].unique()}
+    assert sorted(rows) == sorted(fold_of)
+    for subject, row in rows.items():
+        assert row["fold"] == fold_of[subject] and int(row["frames"]) == int((preds["subject"] == subject).sum())
+    for fig in ["pred_vs_true.png", "sequences.png", "training_curves.png", "heatmaps.png", "subjects.png"]:
         assert (out / "figures" / fig).stat().st_size > 5000, fig
         assert f"figures/{fig}" in report
     folds = json.loads((out / "folds.json").read_text())

@@ -110,6 +110,34 @@ def metrics_table(pred: pd.DataFrame, aus: list[str]) -> pd.DataFrame:
     return table
 
 
+def subject_table(pred: pd.DataFrame, aus: list[str]) -> pd.DataFrame:
+    """Per subject of a predictions table (`subject`, `AUxx_true`, `AUxx_pred`
+    columns; `fold` too when it has one): ICC(3,1) of each AU over that
+    subject's own frames, their nanmean (`mean`), the MAE over all its coded
+    labels (`mae`) and its frames (`n`). Within one subject, ICC(3,1) ignores
+    how far that subject's predictions sit from its labels on average (the
+    pooled ICC does not), and an AU whose label never changes for the subject
+    has no ICC (NaN)."""
+    rows = []
+    for subject, d in pred.groupby("subject", sort=True):
+        row: dict = {"subject": subject}
+        if "fold" in d:
+            row["fold"] = ", ".join(sorted(map(str, d["fold"].unique())))
+        errors = []
+        for au in aus:
+            m = au_metrics(d[f"{au}_true"].to_numpy(), d[f"{au}_pred"].to_numpy())
+            row[au] = m["icc"]
+            t, p = d[f"{au}_true"].to_numpy(float), d[f"{au}_pred"].to_numpy(float)
+            errors.append(np.abs(t - p)[np.isfinite(t)])
+        row["mean"] = _nanmean(np.array([row[au] for au in aus]))
+        err = np.concatenate(errors)
+        row["mae"] = float(err.mean()) if len(err) else float("nan")
+        row["n"] = len(d)
+        rows.append(row)
+    cols = ["subject", *(["fold"] if "fold" in pred else []), *aus, "mean", "mae", "n"]
+    return pd.DataFrame(rows, columns=cols)
+
+
 def _nanmean(v: np.ndarray) -> float:
     v = np.asarray(v, float)
     return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")

@@ -1,9 +1,11 @@
 """The run's report: a Markdown file and its figures (PNG files in a folder).
 
 Contents: the per-AU table (ICC(3,1), MAE, PCC pooled over all folds' test
-frames, and mean +- sd over folds), a config summary, and figures:
-predicted vs true per AU, intensity over time for a few test sequences,
-training curves, and the authors' demo figure (predicted AU heatmaps over test crops).
+frames, and mean +- sd over folds), a config summary, the per-subject table
+(ICC(3,1) of each AU over each test subject's own frames, with the photos a
+synthetic subject is made from) and figures: predicted vs true per AU,
+intensity over time for a few test sequences, training curves, per-subject
+ICC, and the authors' demo figure (predicted AU heatmaps over test crops).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from . import atomic  # noqa: E402
 from .config import Config  # noqa: E402
 from .errors import FauError  # noqa: E402
 from .folds import person_groups, read_folds  # noqa: E402
+from .metrics import subject_table  # noqa: E402
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -99,6 +102,73 @@ def plot_sequences(pred: pd.DataFrame, aus: list[str], n_seq: int, path: Path) -
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return videos
+
+
+def plot_subjects(table: pd.DataFrame, aus: list[str], path: Path) -> None:
+    """Per-subject ICC(3,1) (rows: subjects by fold; columns: AUs and their
+    mean) as a colour grid with the values written in."""
+    cols = [*aus, "mean"]
+    values = table[cols].to_numpy(float)  # (subjects, AUs + 1)
+    labels = [f"{r.subject} ({r.fold})" if "fold" in table else str(r.subject) for r in table.itertuples()]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.62 * len(cols), 0.9 + 0.3 * len(table)))
+    im = ax.imshow(np.ma.masked_invalid(values), cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, "n/a" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center", fontsize=7)
+    if "fold" in table:
+        for i in np.flatnonzero(table["fold"].to_numpy()[1:] != table["fold"].to_numpy()[:-1]):
+            ax.axhline(i + 0.5, color="k", lw=1.2)
+    ax.axvline(len(aus) - 0.5, color="k", lw=1.2)
+    ax.set_xticks(range(len(cols)), cols, fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_title("ICC(3,1) within each test subject", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def made_from(manifest: str | Path | None, folds: list[dict]) -> tuple[dict[str, str], dict[str, float]]:
+    """From a synthetic dataset's manifest (both empty without one): subject ->
+    its source photos and weights, heaviest first; and subject -> how much of
+    its dominant photo's person the training subjects of its test fold carry
+    (the summed weights of that person's photos over them)."""
+    if manifest is None or not Path(manifest).is_file():
+        return {}, {}
+    subjects = json.loads(Path(manifest).read_text()).get("subjects") or {}
+    sources = {str(sid): ", ".join(f"{s['photo']} {s['weight']:.2f}"
+                                   for s in sorted(rec["sources"], key=lambda s: -s["weight"]))
+               for sid, rec in subjects.items()}
+    carried = {}
+    for f in folds:
+        for sid in f["test"]:
+            if sid in subjects:
+                person = subjects[sid]["dominant_person"]
+                carried[sid] = sum(s["weight"] for t in f["train"] for s in subjects.get(t, {}).get("sources", [])
+                                   if s["person"] == person)
+    return sources, carried
+
+
+def subjects_section(table: pd.DataFrame, aus: list[str], manifest: str | Path | None = None,
+                     folds: list[dict] | None = None) -> list[str]:
+    """Markdown lines: the per-subject table (`fau.metrics.subject_table`)."""
+    sources, carried = made_from(manifest, folds or [])
+    head = ["subject", *(["fold"] if "fold" in table else []), *(["made from", "in training"] if sources else []),
+            "frames", *aus, "mean", "MAE"]
+    lines = ["## Per test subject", "",
+             "ICC(3,1) of each AU over one test subject's own frames (each subject is tested in one fold). "
+             "Unlike the pooled ICC it does not count how far a subject's predictions sit from its labels "
+             "on average; the MAE column does. n/a: the subject's label of that AU never changes."
+             + (" Made from: the synthetic person's source photos and their weights. In training: how much of "
+                "the person of its heaviest photo the fold's training people carry (the summed weights of "
+                "that person's photos in them; 0 would be a face the model never saw)." if sources else ""), "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in table.to_dict("records"):
+        sid = str(r["subject"])
+        cells = [r["subject"], *([r["fold"]] if "fold" in r else []),
+                 *([sources.get(sid, ""), _fmt(carried.get(sid, float("nan")))] if sources else []), str(r["n"]),
+                 *(_fmt(r[au]) for au in aus), f"**{_fmt(r['mean'])}**", _fmt(r["mae"])]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return lines
 
 
 def plot_history(histories: dict[str, pd.DataFrame], path: Path) -> None:
@@ -230,9 +300,14 @@ def write_report(cfg: Config, *, metrics_json: str | Path, folds_json: str | Pat
     plot_scatter(preds, aus, figures_dir / "pred_vs_true.png")
     seqs = plot_sequences(preds, aus, cfg.report.sequences, figures_dir / "sequences.png")
     plot_history(histories, figures_dir / "training_curves.png")
+    order = {n: i for i, n in enumerate(names)}
+    subjects = subject_table(preds, aus).sort_values(
+        ["fold", "subject"], key=lambda c: c.map(order) if c.name == "fold" else c, kind="stable")
+    plot_subjects(subjects, aus, figures_dir / "subjects.png")
     figures = [("Predicted vs true intensity (pooled test frames)", "pred_vs_true.png"),
                (f"Intensity over time: {', '.join(seqs)}", "sequences.png"),
-               ("Training curves", "training_curves.png")]
+               ("Training curves", "training_curves.png"),
+               ("ICC(3,1) within each test subject", "subjects.png")]
     if cfg.report.heatmap_examples > 0:
         first = names[0]
         fold_preds = preds[preds["fold"] == first]
@@ -256,6 +331,8 @@ def write_report(cfg: Config, *, metrics_json: str | Path, folds_json: str | Pat
         "## Run",
         "",
         _config_summary(cfg, len(preds), folds, manifest),
+        "",
+        *subjects_section(subjects, aus, manifest, folds),
         "",
         "## Figures",
         "",
