@@ -18,6 +18,11 @@ ICC over folds <= 0.15. The second seed's bar: pooled mean ICC(3,1) within
 
 (`--against`: a finished run kept with `--keep`; its overrides are read
 from the `end_to_end.json` the script leaves in a kept folder.)
+
+Beside the bars it prints the report's per-subject table (ICC(3,1) per AU
+within each held-out person, what the person is made from and how much of
+its face the fold's training people carry): where a low pooled figure
+comes from.
 """
 
 from __future__ import annotations
@@ -62,6 +67,15 @@ def kept_run(folder: Path) -> tuple[float, str]:
     if metrics is None or not metrics.is_file():
         raise SystemExit(f"{folder}: no {SUMMARY} or run metrics.json: not a finished kept run")
     return float(json.loads(metrics.read_text())["mean"]["icc"]), "overrides not recorded"
+
+
+def held_out_people(report_md: Path) -> str:
+    """The report's per-subject table: which held-out people a low pooled figure comes from."""
+    text = report_md.read_text()
+    if "## Per test subject" not in text:
+        return "(not in this report)"
+    section = text.split("## Per test subject")[1].split("\n## ")[0]
+    return "\n".join(line for line in section.splitlines() if line.startswith("|"))
 
 
 def children_cpu() -> float:
@@ -120,6 +134,7 @@ def main() -> int:
     print(f"wall time                         {wall:7.1f} s = {wall / 60:.2f} minutes on {args.cores} cores")
     metrics = json.loads((out / "metrics.json").read_text())
     print(f"pooled mean ICC(3,1) {metrics['mean']['icc']:.3f}, MAE {metrics['mean']['mae']:.3f}")
+    print("\nheld-out people (report.md, Per test subject):\n" + held_out_people(out / "report.md"))
     ok = bar("end_to_end CPU-minutes of make run", cpu / 60, BAR_CPU_MIN, "<=",
              f"wall {wall / 60:.1f} min on {args.cores} cores")
     # Issue 10's learning bars, read from the run's own metrics.json (the report's numbers).
