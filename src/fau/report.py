@@ -141,8 +141,8 @@ def made_from(manifest: str | Path | None, folds: list[dict]) -> tuple[dict[str,
     carried = {}
     for f in folds:
         for sid in f["test"]:
-            if sid in subjects:
-                person = subjects[sid]["dominant_person"]
+            person = subjects.get(sid, {}).get("dominant_person")
+            if person is not None:
                 carried[sid] = sum(s["weight"] for t in f["train"] for s in subjects.get(t, {}).get("sources", [])
                                    if s["person"] == person)
     return sources, carried
