@@ -123,15 +123,14 @@ def subject_table(pred: pd.DataFrame, aus: list[str]) -> pd.DataFrame:
         row: dict = {"subject": subject}
         if "fold" in d:
             row["fold"] = ", ".join(sorted(map(str, d["fold"].unique())))
-        errors = []
+        total, coded = 0.0, 0  # absolute errors over the subject's coded labels, all AUs
         for au in aus:
             m = au_metrics(d[f"{au}_true"].to_numpy(), d[f"{au}_pred"].to_numpy())
             row[au] = m["icc"]
-            t, p = d[f"{au}_true"].to_numpy(float), d[f"{au}_pred"].to_numpy(float)
-            errors.append(np.abs(t - p)[np.isfinite(t)])
+            if m["n"]:
+                total, coded = total + m["mae"] * m["n"], coded + m["n"]  # NaN stays NaN (a model failure)
         row["mean"] = _nanmean(np.array([row[au] for au in aus]))
-        err = np.concatenate(errors)
-        row["mae"] = float(err.mean()) if len(err) else float("nan")
+        row["mae"] = total / coded if coded else float("nan")
         row["n"] = len(d)
         rows.append(row)
     cols = ["subject", *(["fold"] if "fold" in pred else []), *aus, "mean", "mae", "n"]
