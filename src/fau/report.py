@@ -138,13 +138,10 @@ def made_from(manifest: str | Path | None, folds: list[dict]) -> tuple[dict[str,
     sources = {str(sid): ", ".join(f"{s['photo']} {s['weight']:.2f}"
                                    for s in sorted(rec["sources"], key=lambda s: -s["weight"]))
                for sid, rec in subjects.items()}
-    carried = {}
-    for f in folds:
-        for sid in f["test"]:
-            person = subjects.get(sid, {}).get("dominant_person")
-            if person is not None:
-                carried[sid] = sum(s["weight"] for t in f["train"] for s in subjects.get(t, {}).get("sources", [])
-                                   if s["person"] == person)
+    dom = person_groups(manifest)  # subject -> the person of its dominant photo (as people_summary, folds)
+    carried = {sid: sum(s["weight"] for t in f["train"] for s in subjects.get(t, {}).get("sources", [])
+                        if s["person"] == dom[sid])
+               for f in folds for sid in f["test"] if sid in dom}
     return sources, carried
 
 
