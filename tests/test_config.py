@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import run_fau
-from fau.config import DEFAULT_PATTERNS, Config, from_dict, load_config, schema, to_plain
+from fau.config import DEFAULT_PATTERNS, Config, from_dict, load_config, reread_overrides, schema, to_plain
 from fau.errors import FauError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +119,22 @@ def test_overrides_and_inline_json_merge_in_order(tmp_path):
     cfg = load_config([f], ["train.epochs=7"], inline='{"model": {"scc": {"layout": "released"}}}')
     assert cfg.train.epochs == 7 and cfg.train.batch_size == 8
     assert cfg.model.scc.k == 5 and cfg.model.scc.layout == "released"
+
+
+def test_nested_snakemake_overrides_get_their_types_back():
+    """`snakemake --config 'synth={seed: 0}'` hands over every nested leaf as
+    a string (YAML's BaseLoader); read again where the schema takes no
+    string, kept where it does (a dataset named 123 stays a name)."""
+    shipped = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    over = {"synth": {"seed": "0"}, "train": {"lr": "0.002", "augment": {"enabled": "false"}},
+            "dataset": {"name": "123", "aus": ["6", "12"]}}
+    merged = {**shipped, **{k: {**shipped[k], **v} for k, v in over.items()}}  # as Snakemake merges them
+    cfg = from_dict(reread_overrides(merged, over))
+    assert cfg.synth.seed == 0 and cfg.train.lr == 0.002 and cfg.train.augment.enabled is False
+    assert cfg.dataset.name == "123" and list(cfg.dataset.aus) == [6, 12]
+    assert cfg.train.epochs == shipped["train"]["epochs"]  # keys the override leaves out stay
+    with pytest.raises(FauError, match="must be an integer, got '6'"):
+        from_dict(merged)  # what the schema saw before
 
 
 def test_bad_yaml_names_the_file(tmp_path):

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from slurm_fixtures import slurm_cluster  # noqa: F401  (pytest fixture)
-from workflow_helpers import copy_workflow, load_test_config, mlflow_server, snakemake, write_config
+from workflow_helpers import copy_workflow, job_counts, load_test_config, mlflow_server, snakemake, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -157,6 +157,21 @@ def test_same_seed_same_predictions_on_rerun(local_run, tmp_path):
         b = pd.read_csv(tmp_path / "results" / "tiny" / name)
         pd.testing.assert_frame_equal(a, b, rtol=1e-6, atol=1e-6)
     assert not (tmp_path / "results" / "tiny" / "models" / "fold2.pt").exists()
+
+
+def test_another_seed_retrains_without_redoing_the_data_chain(local_run):
+    """Another training seed (`--config seed=N`) re-runs the training and what
+    follows it. With the synthetic people kept (`synth.seed`: the run's
+    seed, so the same people) no data job re-runs: landmarks and crops of a
+    real dataset take hours, and they do not draw from the seed. Without
+    synth.seed the seed also draws new people: everything re-runs."""
+    base = ["-n", "--cores", "2", "--configfile", str(local_run["cfg"]), "--config", "seed=7"]
+    data_chain = {"synth", "index", "landmarks", "crops", "annotations", "folds"}
+    kept = job_counts(snakemake([*base, "synth={seed: 0}"], cwd=local_run["wf"]).stdout)
+    assert kept.get("train") == 3 and kept.get("evaluate") == 3 and kept.get("report") == 1, kept
+    assert not data_chain & set(kept), kept
+    new_people = job_counts(snakemake(base, cwd=local_run["wf"]).stdout)  # the DAG up to the index checkpoint
+    assert new_people.get("synth") == 1 and new_people.get("index") == 1, new_people
 
 
 def test_slurm_profile_runs_every_job_through_slurm(local_run, tmp_path, slurm_cluster):  # noqa: F811

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflow_helpers import ROOT, copy_workflow, snakemake, write_config
+from workflow_helpers import ROOT, copy_workflow, job_counts, snakemake, write_config
 
 
 @pytest.fixture(scope="module")
@@ -16,25 +16,9 @@ def wf(tmp_path_factory) -> Path:
     return copy_workflow(tmp_path_factory.mktemp("wf"))
 
 
-def _jobs(stdout: str) -> dict[str, int]:
-    """Parse Snakemake's 'Job stats' table."""
-    counts, inside = {}, False
-    for line in stdout.splitlines():
-        parts = line.split()
-        if parts[:2] == ["job", "count"]:
-            inside = True
-            continue
-        if inside and len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
-        elif inside and parts and not set(parts[0]) <= {"-"}:
-            if counts:
-                break
-    return counts
-
-
 def test_dry_run_default_config(wf):
     proc = snakemake(["-n", "--cores", "2"], cwd=wf)
-    jobs = _jobs(proc.stdout)
+    jobs = job_counts(proc.stdout)
     # Before the index checkpoint ran, the DAG reaches up to it.
     assert jobs.get("synth") == 1 and jobs.get("index") == 1, proc.stdout
     assert jobs.get("all") == 1
@@ -47,7 +31,7 @@ def test_dry_run_dataset_configs(wf, tmp_path, name):
     over = tmp_path / "root.yaml"
     over.write_text(yaml.safe_dump({"dataset": {"root": str(root)}, "results": str(tmp_path / "results")}))
     proc = snakemake(["-n", "--cores", "2", "--configfile", f"config/{name}", str(over)], cwd=wf)
-    jobs = _jobs(proc.stdout)
+    jobs = job_counts(proc.stdout)
     assert "synth" not in jobs and jobs.get("index") == 1, proc.stdout
 
 

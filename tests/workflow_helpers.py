@@ -128,3 +128,19 @@ def mlflow_server(workdir: Path):
         yield url
     finally:
         stop_mlflow_server(proc)
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    """Parse Snakemake's 'Job stats' table."""
+    counts, inside = {}, False
+    for line in stdout.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            inside = True
+            continue
+        if inside and len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+        elif inside and parts and not set(parts[0]) <= {"-"}:
+            if counts:
+                break
+    return counts

@@ -74,6 +74,7 @@ class DatasetConfig:
 @dataclass(frozen=True)
 class SynthConfig:
     enabled: bool = True
+    seed: Optional[int] = None  # the people and their videos; None: the run's seed (Config.seed)
     subjects: int = 6
     tasks: int = 2  # BP4D tasks per subject (T1..Tn); DISFA: one video per subject
     frames: int = 60  # frames per task / video
@@ -369,6 +370,39 @@ def validate(data: dict) -> None:
         first = min(errors, key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.absolute_path]))
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise FauError(schema_error_message(first) + more)
+
+
+def _takes_string(prop: dict) -> bool:
+    """Whether a schema property may hold a string (no `type`: enum, anyOf: yes)."""
+    kind = prop.get("type")
+    return kind is None or kind == "string" or (isinstance(kind, list) and "string" in kind)
+
+
+def _reread(value, prop: dict):
+    """A value of a nested Snakemake --config override, its string leaves read
+    again as YAML where the schema property `prop` takes no string."""
+    if isinstance(value, dict):
+        props = prop.get("properties", {})
+        return {k: _reread(v, props.get(k, {})) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_reread(v, prop.get("items", {})) for v in value]
+    if isinstance(value, str) and not _takes_string(prop):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value  # the schema check names the key
+    return value
+
+
+def reread_overrides(config: dict, overrides: dict) -> dict:
+    """Snakemake reads a nested `--config` value (`synth={seed: 0}`) with
+    YAML's BaseLoader, so each of its leaves is a string ('0'), which the
+    schema would refuse. `config` (Snakemake's, the overrides merged in) with
+    those leaves read again as YAML wherever the schema takes no string
+    there; top-level values (`seed=1`) Snakemake already reads as numbers."""
+    props = schema().get("properties", {})
+    nested = {k: _reread(v, props.get(k, {})) for k, v in overrides.items() if isinstance(v, (dict, list))}
+    return deep_merge(config, nested)
 
 
 def from_dict(data: Optional[dict]) -> Config:

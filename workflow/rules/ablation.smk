@@ -16,7 +16,7 @@ rule train_variant:
         model=f"{VOUT}/models/{{fold}}.pt",
         history=f"{VOUT}/history/{{fold}}.csv",
     params:
-        cfg=variant_sections("landmarks", "crops", "model", "train", "mlflow"),
+        cfg=variant_sections("landmarks", "crops", "model", "train", "mlflow", seed=True),
         checkpoint=f"{VOUT}/checkpoints/{{fold}}.pt",
         mlflow_run=f"{VOUT}/mlflow/{{fold}}.json",
         variant="{variant}",

@@ -7,10 +7,12 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from fau.ablation import variant_config
-from fau.config import from_dict
+from fau.config import from_dict, reread_overrides
 from fau.errors import FauError
 from fau.folds import fold_names
 
+# A nested --config value ('synth={seed: 0}') reaches `config` as strings.
+config.update(reread_overrides(config, workflow.config_settings.overwrite_config))
 try:
     CFG = from_dict(config)
 except FauError as err:
@@ -41,19 +43,33 @@ wildcard_constraints:
     video=r"[A-Za-z0-9_.-]+",
 
 
-def sections(*names, config=config, results=True):
+def sections(*names, config=config, results=True, seed=False):
     """The config sections a rule reads (its `params.cfg`, from which its
     script builds the typed config): a change re-runs exactly the rules that
     read it. Keys sorted, so that only a changed value counts. `results`:
-    False for a rule whose output does not depend on the results folder."""
-    keep = {"seed", "dataset", *names} | ({"results"} if results else set())
+    False for a rule whose output does not depend on the results folder.
+    `seed`: True for a rule whose work draws from the top-level seed (the
+    training), so that another seed re-runs the training and what follows,
+    not the landmarks and crops of a real dataset (`synth_sections`: the
+    synthetic people's seed)."""
+    keep = {"dataset", *names} | ({"results"} if results else set()) | ({"seed"} if seed else set())
     return json.loads(json.dumps({k: v for k, v in config.items() if k in keep}, sort_keys=True))
 
 
-def variant_sections(*names):
+def synth_sections():
+    """The synth rule's sections with the people's seed resolved (synth.seed,
+    else the top-level seed): the same people whichever way their seed is
+    given, and another training seed with synth.seed set re-runs none of the
+    data chain."""
+    out = sections("synth", results=False)
+    out["synth"] = {**out.get("synth", {}), "seed": CFG.synth.seed if CFG.synth.seed is not None else CFG.seed}
+    return out
+
+
+def variant_sections(*names, seed=False):
     """Like `sections`, for the ablation variant of the job's wildcards: the
     config with the variant's model / train overrides merged in."""
-    return lambda wc: sections(*names, config=variant_config(config, CFG.ablation.variants[wc.variant]))
+    return lambda wc: sections(*names, config=variant_config(config, CFG.ablation.variants[wc.variant]), seed=seed)
 
 
 def videos(wildcards):

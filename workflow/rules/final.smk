@@ -14,7 +14,7 @@ rule train_final:
         model=f"{OUT}/models/final.pt",
         history=f"{OUT}/history/final.csv",
     params:
-        cfg=sections("landmarks", "crops", "model", "train", "mlflow"),
+        cfg=sections("landmarks", "crops", "model", "train", "mlflow", seed=True),
         checkpoint=f"{OUT}/checkpoints/final.pt",
         mlflow_run=f"{OUT}/mlflow/final.json",
     log:

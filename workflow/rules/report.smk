@@ -17,7 +17,7 @@ rule report:
         report=f"{OUT}/report.md",
         figures=directory(f"{OUT}/figures"),
     params:
-        cfg=sections("synth", "crops", "folds", "model", "train", "eval", "mlflow", "report"),
+        cfg=sections("synth", "crops", "folds", "model", "train", "eval", "mlflow", "report", seed=True),
         folds=FOLDS,
     log:
         f"{OUT}/logs/report.log",

@@ -11,7 +11,7 @@ rule mlflow_parent:
     output:
         parent=f"{OUT}/mlflow/parent.json",
     params:
-        cfg=sections("crops", "folds", "model", "train", "mlflow"),
+        cfg=sections("crops", "folds", "model", "train", "mlflow", seed=True),  # the parent run's params
     log:
         f"{OUT}/logs/mlflow_parent.log",
     conda:
@@ -29,7 +29,7 @@ rule train:
         model=f"{OUT}/models/{{fold}}.pt",
         history=f"{OUT}/history/{{fold}}.csv",
     params:
-        cfg=sections("landmarks", "crops", "model", "train", "mlflow"),
+        cfg=sections("landmarks", "crops", "model", "train", "mlflow", seed=True),
         checkpoint=f"{OUT}/checkpoints/{{fold}}.pt",
         mlflow_run=f"{OUT}/mlflow/{{fold}}.json",
     log:
