@@ -113,6 +113,9 @@ def test_mlflow_server_shows_parent_children_and_metrics(local_run):
     parent_id = parents[0]["info"]["run_id"]
     assert sorted(tags(c)["fau.fold"] for c in children) == ["fold1", "fold2", "fold3"]
     assert all(tags(c)["mlflow.parentRunId"] == parent_id for c in children)
+    parent_params = {p["key"]: p["value"] for p in parents[0]["data"].get("params", [])}
+    # The training seed and the synthetic people's (synth.seed null: the same one).
+    assert parent_params["seed"] == "0" and parent_params["synth.seed"] == "0", parent_params
     parent_metrics = {m["key"] for m in parents[0]["data"].get("metrics", [])}
     assert "pooled_icc_mean" in parent_metrics and "pooled_mae_AU12" in parent_metrics
     for child in children:
@@ -164,7 +167,8 @@ def test_another_seed_retrains_without_redoing_the_data_chain(local_run):
     follows it. With the synthetic people kept (`synth.seed`: the run's
     seed, so the same people) no data job re-runs: landmarks and crops of a
     real dataset take hours, and they do not draw from the seed. Without
-    synth.seed the seed also draws new people: everything re-runs."""
+    synth.seed the seed also draws new people: the data chain re-runs from
+    the synthesis on."""
     base = ["-n", "--cores", "2", "--configfile", str(local_run["cfg"]), "--config", "seed=7"]
     data_chain = {"synth", "index", "landmarks", "crops", "annotations", "folds"}
     kept = job_counts(snakemake([*base, "synth={seed: 0}"], cwd=local_run["wf"]).stdout)

@@ -50,19 +50,15 @@ def sections(*names, config=config, results=True, seed=False):
     False for a rule whose output does not depend on the results folder.
     `seed`: True for a rule whose work draws from the top-level seed (the
     training), so that another seed re-runs the training and what follows,
-    not the landmarks and crops of a real dataset (`synth_sections`: the
-    synthetic people's seed)."""
+    not the landmarks and crops of a real dataset. The `synth` section comes
+    with the people's seed resolved (synth.seed, else the top-level seed):
+    the same people whichever way their seed is given, so another training
+    seed with synth.seed set re-runs none of the data chain."""
     keep = {"dataset", *names} | ({"results"} if results else set()) | ({"seed"} if seed else set())
-    return json.loads(json.dumps({k: v for k, v in config.items() if k in keep}, sort_keys=True))
-
-
-def synth_sections():
-    """The synth rule's sections with the people's seed resolved (synth.seed,
-    else the top-level seed): the same people whichever way their seed is
-    given, and another training seed with synth.seed set re-runs none of the
-    data chain."""
-    out = sections("synth", results=False)
-    out["synth"] = {**out.get("synth", {}), "seed": CFG.synth.seed if CFG.synth.seed is not None else CFG.seed}
+    out = json.loads(json.dumps({k: v for k, v in config.items() if k in keep}, sort_keys=True))
+    if "synth" in out:
+        people = out["synth"].get("seed")
+        out["synth"]["seed"] = people if people is not None else config.get("seed", CFG.seed)
     return out
 
 

@@ -6,7 +6,7 @@ rule synth:
     output:
         manifest=f"{CFG.dataset.root}/.synth/manifest.json",
     params:
-        cfg=synth_sections(),  # the dataset, wherever the results go
+        cfg=sections("synth", results=False),  # the dataset, wherever the results go
     log:
         f"{RESULTS}/{DATASET}/logs/synth.log",
     benchmark:

@@ -11,7 +11,8 @@ rule mlflow_parent:
     output:
         parent=f"{OUT}/mlflow/parent.json",
     params:
-        cfg=sections("crops", "folds", "model", "train", "mlflow", seed=True),  # the parent run's params
+        # the parent run's params: the training seed and (synth.seed) the synthetic people's
+        cfg=sections("synth", "crops", "folds", "model", "train", "mlflow", seed=True),
     log:
         f"{OUT}/logs/mlflow_parent.log",
     conda:
