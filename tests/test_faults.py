@@ -460,6 +460,26 @@ def test_run_all_fails_when_a_script_fails_a_bar(tmp_path, monkeypatch, capsys):
         assert f"{fails} FAIL" in capsys.readouterr().out.splitlines()[-1], only
 
 
+def test_end_to_end_tells_the_same_people_from_other_people(tmp_path):
+    """The second-seed bar's line says whether the two runs' synthetic people
+    are the same (synth.seed kept: the training seed alone) or others (the
+    issue's bar): the manifests' seed and subjects, compared."""
+    e2e = _benchmark("end_to_end")
+
+    def run(name: str, seed: int, photo: str) -> Path:
+        folder = tmp_path / name
+        (folder / "config").mkdir(parents=True)
+        (folder / "config" / "config.yaml").write_text("dataset: {root: data/synth/BP4D}\n")
+        (folder / "data/synth/BP4D/.synth").mkdir(parents=True)
+        (folder / "data/synth/BP4D/.synth/manifest.json").write_text(json.dumps(
+            {"seed": seed, "synth": {"seed": seed}, "subjects": {"F001": {"sources": [{"photo": photo}]}}}))
+        return folder
+
+    a, kept, other = run("a", 0, "astronaut.jpg"), run("kept", 0, "astronaut.jpg"), run("other", 1, "biden.jpg")
+    assert e2e.people(a) == e2e.people(kept) != e2e.people(other)
+    assert e2e.people(tmp_path / "typo") is None  # no synthetic dataset: never "the same people"
+
+
 def test_end_to_end_against_reads_a_kept_run_and_names_a_folder_that_is_not_one(tmp_path):
     """`end_to_end.py --against DIR` (the second-seed bar) reads the other
     seed's pooled mean from the summary a kept run leaves, or from an older
