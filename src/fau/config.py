@@ -257,6 +257,11 @@ class Config:
     predict: PredictConfig = field(default_factory=PredictConfig)
     ablation: AblationConfig = field(default_factory=AblationConfig)
 
+    @property
+    def people_seed(self) -> int:
+        """The synthetic people's seed: synth.seed, else the run's seed."""
+        return self.synth.seed if self.synth.seed is not None else self.seed
+
     def to_dict(self) -> dict:
         return to_plain(self)
 

@@ -256,8 +256,8 @@ def _config_summary(cfg: Config, n_frames: int, folds: list[dict], manifest: str
         f"SCC {'on' if m.scc.enabled else 'off'} (k={m.scc.k}, {m.scc.impl}, layout {m.scc.layout})",
         f"- training: {t.epochs} epochs, batch {t.batch_size}, Adam lr {t.lr} (/{1 / t.lr_gamma:g} at epochs "
         f"{', '.join(map(str, t.lr_milestones)) or '-'}), weight decay {t.weight_decay}, seed {cfg.seed}"
-        + (f" (synthetic people: seed {cfg.synth.seed})" if cfg.synth.enabled and cfg.synth.seed is not None
-           and cfg.synth.seed != cfg.seed else ""),
+        + (f" (synthetic people: seed {cfg.people_seed})" if cfg.synth.enabled and cfg.people_seed != cfg.seed
+           else ""),
         f"- crops: {cfg.crops.size}x{cfg.crops.size}, similarity alignment "
         + ("of the rigid landmarks onto a neutral face" if cfg.crops.alignment == "rigid"
            else "of eyes + mouth to a template")

@@ -29,7 +29,7 @@ def synth(cfg: Config) -> str:
     """Write the synthetic dataset at `dataset.root` (its own official layout)."""
     from .synth import generate
 
-    path = generate(cfg.dataset, cfg.synth, cfg.synth.seed if cfg.synth.seed is not None else cfg.seed)
+    path = generate(cfg.dataset, cfg.synth, cfg.people_seed)
     return f"synthetic {cfg.dataset.kind} dataset at {cfg.dataset.root} (manifest {path})"
 
 

@@ -51,14 +51,13 @@ def sections(*names, config=config, results=True, seed=False):
     `seed`: True for a rule whose work draws from the top-level seed (the
     training), so that another seed re-runs the training and what follows,
     not the landmarks and crops of a real dataset. The `synth` section comes
-    with the people's seed resolved (synth.seed, else the top-level seed):
+    with the people's seed resolved (`Config.people_seed`):
     the same people whichever way their seed is given, so another training
     seed with synth.seed set re-runs none of the data chain."""
     keep = {"dataset", *names} | ({"results"} if results else set()) | ({"seed"} if seed else set())
     out = json.loads(json.dumps({k: v for k, v in config.items() if k in keep}, sort_keys=True))
     if "synth" in out:
-        people = out["synth"].get("seed")
-        out["synth"]["seed"] = people if people is not None else config.get("seed", CFG.seed)
+        out["synth"]["seed"] = CFG.people_seed
     return out
 
 
