@@ -95,6 +95,16 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def copy_workflow(work: Path) -> None:
+    """The repository's Snakefile, workflow, config, profiles and envs into
+    `work`, replacing those of an earlier run kept there (copied over, the
+    schema's relative link would clash with the one already there)."""
+    shutil.copy2(ROOT / "Snakefile", work / "Snakefile")
+    for name in ["workflow", "config", "profiles", "envs"]:
+        shutil.rmtree(work / name, ignore_errors=True)
+        shutil.copytree(ROOT / name, work / name, symlinks=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cores", type=int, default=2)
@@ -108,9 +118,7 @@ def main() -> int:
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="fau-e2e-"))
     work.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(ROOT / "Snakefile", work / "Snakefile")
-    for name in ["workflow", "config", "profiles", "envs"]:
-        shutil.copytree(ROOT / name, work / name, dirs_exist_ok=True, symlinks=True)
+    copy_workflow(work)
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     out = output_dir(work, cfg)
     shutil.rmtree(work / cfg["results"], ignore_errors=True)

@@ -480,6 +480,21 @@ def test_end_to_end_tells_the_same_people_from_other_people(tmp_path):
     assert e2e.people(tmp_path / "typo") is None  # no synthetic dataset: never "the same people"
 
 
+def test_end_to_end_runs_again_in_a_kept_folder(tmp_path):
+    """`end_to_end.py --keep DIR` a second time into the same folder: the
+    workflow is copied again (the config schema is a relative link, which a
+    copy over the first one refused with 'File exists'), and a file the
+    repository no longer has does not linger there."""
+    e2e = _benchmark("end_to_end")
+    e2e.copy_workflow(tmp_path)
+    (tmp_path / "workflow" / "rules" / "stale.smk").write_text("# from an older tree\n")
+    e2e.copy_workflow(tmp_path)
+    link = tmp_path / "workflow" / "schemas" / "config.schema.yaml"
+    assert link.is_symlink() and os.readlink(link) == os.readlink(e2e.ROOT / "workflow" / "schemas" / link.name)
+    assert not (tmp_path / "workflow" / "rules" / "stale.smk").exists()
+    assert (tmp_path / "config" / "config.yaml").read_text() == (e2e.ROOT / "config" / "config.yaml").read_text()
+
+
 def test_end_to_end_against_reads_a_kept_run_and_names_a_folder_that_is_not_one(tmp_path):
     """`end_to_end.py --against DIR` (the second-seed bar) reads the other
     seed's pooled mean from the summary a kept run leaves, or from an older
