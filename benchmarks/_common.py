@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import sys
 import time
@@ -28,6 +29,18 @@ if str(ROOT / "src") not in sys.path:  # run from a checkout without `pip instal
 
 import torch  # noqa: E402
 from tabulate import tabulate  # noqa: E402
+
+
+def copy_workflow(dest: Path) -> None:
+    """The repository's Snakefile, workflow, config, profiles and envs into
+    `dest` (created if missing), replacing those of an earlier run there
+    (copied over, the schema's relative link would clash with the one
+    already there)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
+    for name in ["workflow", "config", "profiles", "envs"]:
+        shutil.rmtree(dest / name, ignore_errors=True)
+        shutil.copytree(ROOT / name, dest / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
 
 
 def parser(doc: str | None) -> argparse.ArgumentParser:

@@ -44,7 +44,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from _common import bar, cpu_info
+from _common import bar, copy_workflow, cpu_info
 
 ROOT = Path(__file__).resolve().parents[1]
 BAR_CPU_MIN = 16.0
@@ -93,16 +93,6 @@ def held_out_people(report_md: Path) -> str:
 def children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
-
-
-def copy_workflow(work: Path) -> None:
-    """The repository's Snakefile, workflow, config, profiles and envs into
-    `work`, replacing those of an earlier run kept there (copied over, the
-    schema's relative link would clash with the one already there)."""
-    shutil.copy2(ROOT / "Snakefile", work / "Snakefile")
-    for name in ["workflow", "config", "profiles", "envs"]:
-        shutil.rmtree(work / name, ignore_errors=True)
-        shutil.copytree(ROOT / name, work / name, symlinks=True)
 
 
 def main() -> int:

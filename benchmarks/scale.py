@@ -102,6 +102,7 @@ def job_stats(text: str) -> dict[str, int]:
 
 def dag(work: Path) -> list[bool]:
     import yaml
+    from _common import copy_workflow
 
     print("\n== (1) BP4D-sized layout: DAG and Slurm jobs", flush=True)
     data, wf = work / "BP4D", work / "wf"
@@ -111,11 +112,7 @@ def dag(work: Path) -> list[bool]:
     n_videos = len(list((data / "AUCoding" / "AU_INT" / "AU06").glob("*.csv")))
     print(f"fau synth: 41 subjects x 8 tasks = {n_videos} videos, 2 frames each, in "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
-    wf.mkdir()
-    for name in ["Snakefile"]:
-        shutil.copy2(ROOT / name, wf / name)
-    for name in ["workflow", "config", "profiles", "envs"]:
-        shutil.copytree(ROOT / name, wf / name, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_workflow(wf)
     cfg = work / "bp4d_size.yaml"
     cfg.write_text(yaml.safe_dump({"results": str(work / "results"), "mlflow": {"enabled": False},
                                    "synth": {"enabled": False},

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from fau.align import alignment
-from fau.config import BP4D_AUS, DISFA_AUS, CropsConfig, DatasetConfig, SynthConfig
+from fau.config import BP4D_AUS, DISFA_AUS, CropsConfig, DatasetConfig, FoldsConfig, SynthConfig
 from fau.datasets import read_frame_table
+from fau.folds import make_folds, person_groups
 from fau.synth import generate, load_truth
 from fau.synth.faces import ORDER, PHOTOS, faces_dir, recipes
 
@@ -209,9 +210,6 @@ def test_people_of_the_default_size_who_look_alike_stay_on_one_side_of_every_fol
     correlates above 0.5 is in one person group (across groups the default's
     data reaches 0.29), so the person folds test them together. Small
     frames, one frame each; the texture is the reference, not the manifest."""
-    from fau.folds import make_folds, person_groups
-    from fau.config import FoldsConfig
-
     ds = DatasetConfig(name="many", kind="bp4d", root=str(tmp_path / "BP4D"), aus=BP4D_AUS)
     generate(ds, SynthConfig(subjects=48, tasks=1, frames=2, width=240, height=320), seed=0)
     root = Path(ds.root)
