@@ -258,13 +258,29 @@ def test_overlay_video_has_every_frame_points_and_bars(model, shared, tmp_path):
         assert np.abs(drawn[-20:, -20:].astype(int) - orig[-20:, -20:]).mean() < 6
 
 
+def _dot_in_input(crop_size: int, at: np.ndarray, size: int, window: float) -> np.ndarray:
+    """Where a bright dot drawn at crop pixel `at` lands in the network's
+    input (the intensity-weighted centre of the input's bright pixels)."""
+    from fau.preprocess import to_input
+
+    crop = np.zeros((crop_size, crop_size), np.float32)
+    cv2.circle(crop, (int(round(at[0] * 16)), int(round(at[1] * 16))), 4 * 16, 255.0, -1, cv2.LINE_AA, shift=4)
+    x = to_input(crop, size, window).astype(np.float64)
+    x[x < 0.5 * x.max()] = 0
+    ys, xs = np.mgrid[:size, :size]
+    return np.array([(xs * x).sum(), (ys * x).sum()]) / x.sum()
+
+
 def test_heatmaps_map_back_onto_the_face_in_frame_pixels():
-    """A heatmap made the way training targets are made, for an AU point
-    given in frame pixels, peaks back at that frame point."""
+    """A heatmap made the way training targets are made, at the input pixel
+    where an AU point given in frame pixels lands (found by pushing a dot
+    through the crop and the model's window), peaks back at that frame point,
+    with the whole crop as input and with a window of it."""
     from fau.align import alignment, transform
     from fau.config import CropsConfig
     from fau.heatmaps import encode
     from fau.overlay import heat_in_frame
+    from fau.preprocess import input_box
 
     rng = np.random.default_rng(0)
     crops = CropsConfig()
@@ -279,15 +295,49 @@ def test_heatmaps_map_back_onto_the_face_in_frame_pixels():
         pts = centre + scale * base @ rot.T
         m = alignment(pts, crops.template)
         target = centre + scale * np.array([25.0, 30.0]) @ rot.T  # a point on the cheek, frame pixels
-        for size in (64, 128, 256):
-            in_input = transform(target[None], m) * size / crops.size
+        for size, window in ((64, 1.0), (128, 1.0), (256, 1.0), (64, 0.75), (128, 0.6)):
+            in_input = _dot_in_input(crops.size, transform(target[None], m)[0], size, window)[None]  # (1, 2)
             hm = encode(in_input, np.array([3.0]), size // 4, 4, sigma=2.0)[0]  # (S/4, S/4)
-            heat, (x0, y0, _, _) = heat_in_frame(hm, m, crops.size, size, (480, 640))
+            heat, (x0, y0, _, _) = heat_in_frame(hm, m, crops.size, size, (480, 640), window)
             py, px = np.unravel_index(np.argmax(heat), heat.shape)
-            # one heatmap pixel in frame pixels: 4 input px = 4 C / S crop px; the template's eyes are 84 crop px
-            # apart, the face's 80 scale frame px (the Gaussian's centre is rounded to that grid)
-            cell = 4 * crops.size / size * (80 * scale / 84)
-            assert np.hypot(px + x0 - target[0], py + y0 - target[1]) <= cell, (size, px + x0, py + y0, target)
+            # one heatmap pixel in frame pixels: 4 input px = 4 W / S crop px (W: the window's side); the
+            # template's eyes are 84 crop px apart, the face's 80 scale frame px (the Gaussian's centre is
+            # rounded to that grid)
+            cell = 4 * input_box(crops.size, window)[2] / size * (80 * scale / 84)
+            assert np.hypot(px + x0 - target[0], py + y0 - target[1]) <= cell, \
+                (size, window, px + x0, py + y0, target)
+
+
+@pytest.mark.parametrize("window", [1.0, 0.75, 0.5])
+def test_training_points_follow_the_pixels_through_the_window(tmp_path, window):
+    """`model.input_window`: the AU points the dataset turns into training
+    targets sit on the input pixels their crop pixels went to (a dot drawn
+    at each point of a crop file is found at the item's point, and the
+    target's peak beside it), and the window shows the face larger: the
+    points' distance in the input grows as 1 / window."""
+    from fau.data import AUDataset
+
+    at = np.array([[100.0, 180.0], [158.0, 176.0]])  # AU12's two points, crop pixels (mouth corners)
+    rows = []
+    for k, p in enumerate(at):
+        crop = np.zeros((256, 256, 3), np.uint8)
+        cv2.circle(crop, (int(round(p[0] * 16)), int(round(p[1] * 16))), 5 * 16, (255, 255, 255), -1,
+                   cv2.LINE_AA, shift=4)
+        cv2.imwrite(str(tmp_path / f"{k}.png"), crop)
+        rows.append({"imgpath": f"{k}.png", "video": "V", "subject": "S", "task": "T", "frame": k, "AU12": 2.0,
+                     "AU12_x1": at[0, 0], "AU12_y1": at[0, 1], "AU12_x2": at[1, 0], "AU12_y2": at[1, 1]})
+    ds = AUDataset(pd.DataFrame(rows), tmp_path, ["AU12"], 64, "per_crop", targets=True, window=window)
+    ys, xs = np.mgrid[:64, :64]
+    for k in range(2):
+        item = ds[k]
+        img = item["image"].numpy().mean(axis=0)  # (S, S)
+        img[img < 0.5 * img.max()] = 0
+        found = np.array([(xs * img).sum(), (ys * img).sum()]) / img.sum()
+        assert np.hypot(*(found - item["points"][k].numpy())) <= 0.75, (window, k, found, item["points"][k])
+        peak = np.unravel_index(np.argmax(item["target"][k].numpy()), (16, 16))
+        assert np.hypot(peak[1] * 4 - found[0], peak[0] * 4 - found[1]) <= 4, (window, k, peak, found)
+    spread = np.hypot(*(ds[0]["points"][1] - ds[0]["points"][0]).numpy())
+    assert spread == pytest.approx(np.hypot(*(at[1] - at[0])) * 64 / 256 / window, rel=0.02)
 
 
 def test_prefetch_carries_colour_and_grey_of_every_frame(shared):
@@ -321,8 +371,11 @@ def dataset_run(request, tmp_path_factory):
     torch.set_num_threads(2)
     ds = request.getfixturevalue(request.param)
     out = tmp_path_factory.mktemp(f"chain_{request.param}")
+    # BP4D's model sees a window of the crop (as the embedded default's), DISFA's the whole crop
+    window = 0.75 if request.param == "bp4d" else 1.0
     cfg = from_dict({"dataset": to_plain(dataclasses.replace(ds)),
-                     "model": {"backbone": "resnet18", "input_size": 64, "head_channels": [64, 32, 32]},
+                     "model": {"backbone": "resnet18", "input_size": 64, "head_channels": [64, 32, 32],
+                               "input_window": window},
                      "train": {"epochs": 1, "batch_size": 8, "lr": 1e-3, "lr_milestones": [], "device": "cpu"},
                      "eval": {"batch_size": 32}, "mlflow": {"enabled": False}})
     frames = out / "index" / "frames.csv"
@@ -392,11 +445,11 @@ def test_predict_gives_evaluate_intensities_on_the_datasets_own_frames(dataset_r
     import fau.predict as fp
     from fau.data import normalise
     from fau.media import open_input
-    from fau.preprocess import face_crop, resize_to_input
+    from fau.preprocess import face_crop, to_input
 
-    def without_jpeg(image, pts, crops, size, norm):
+    def without_jpeg(image, pts, crops, size, norm, window):
         crop, m = face_crop(image, pts, crops)
-        return normalise(resize_to_input(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), size), norm), m
+        return normalise(to_input(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), size, window), norm), m
 
     monkeypatch.setattr(fp, "network_input", without_jpeg)
     video = videos[0]

@@ -135,6 +135,7 @@ class ModelConfig:
     backbone: str = "resnet50"  # "resnet50" | "resnet18"
     backbone_weights: Optional[str] = None  # torchvision-layout state dict file
     input_size: int = 256
+    input_window: float = 1.0  # share of the crop the network sees (fau.preprocess.input_box); 1: all of it
     width: int = 64  # backbone's first-stage channels (ResNet: 64; smaller for small CPU runs)
     head_channels: tuple[int, ...] = (256, 128, 64)
     bn_momentum: float = 0.01  # TF decay 0.99

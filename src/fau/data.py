@@ -1,7 +1,8 @@
 """Torch Dataset over the annotation table (`annotations.csv`).
 
-Each row: the crop at `imgpath` (relative to the table's folder) resized to
-the model's input size, its AU centre points scaled by the same factor,
+Each row: the crop at `imgpath` (relative to the table's folder), its
+model's window (`model.input_window`) resized to the model's input size, its
+AU centre points moved and scaled the same way,
 normalised, and (for training) the heatmap targets of `fau.heatmaps.encode`.
 Point order: for each AU in the given order, point 1 then point 2.
 """
@@ -21,7 +22,7 @@ from .augment import augment
 from .config import AugmentConfig
 from .errors import FauError
 from .heatmaps import encode
-from .preprocess import resize_to_input
+from .preprocess import input_box, resize_to_input, to_input
 
 CACHE_BYTES = 1 << 30  # training crops kept decoded in memory up to this size
 
@@ -67,12 +68,13 @@ class AUDataset(Dataset):
 
     def __init__(self, df: pd.DataFrame, table_dir: str | Path, aus: list[str], input_size: int,
                  normalization: str = "imagenet", targets: bool = False, sigma: float = 2.0, stride: int = 4,
-                 augment: AugmentConfig | None = None, seed: int = 0):
+                 augment: AugmentConfig | None = None, seed: int = 0, window: float = 1.0):
         check_columns(df, aus, f"annotation rows of {table_dir}")
         self.df = df.reset_index(drop=True)
         self.table_dir = Path(table_dir)
         self.aus = list(aus)
         self.input_size = input_size
+        self.window = float(window)  # model.input_window: the share of the crop the network sees
         self.normalization = normalization
         self.targets = targets
         self.sigma = sigma
@@ -92,21 +94,30 @@ class AUDataset(Dataset):
         return len(self.df)
 
     def image(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """The crop resized to the input size (uint8 RGB) and the (x, y) scale applied."""
+        """The model's window of the crop resized to the input size (uint8 RGB)
+        and the (2, 3) affine crop pixels -> input pixels applied to the points."""
         if self._cache is not None and i in self._cache:
             return self._cache[i]
         img = load_rgb(self.paths[i])
         h, w = img.shape[:2]
         s = self.input_size
-        out = resize_to_input(img, s), np.array([s / w, s / h])
+        if self.window >= 1:  # the whole crop
+            out = resize_to_input(img, s), np.array([[s / w, 0.0, 0.0], [0.0, s / h, 0.0]])
+        elif h != w:
+            raise FauError(f"{self.paths[i]}: a {w} x {h} image; model.input_window below 1 needs the square "
+                           f"crops of the crops stage")
+        else:
+            x0, y0, side = input_box(w, self.window)
+            r = s / side
+            out = to_input(img, s, self.window), np.array([[r, 0.0, -x0 * r], [0.0, r, -y0 * r]])
         if self._cache is not None:
             out[0].setflags(write=False)
             self._cache[i] = out
         return out
 
     def __getitem__(self, i: int) -> dict:
-        img, scale = self.image(i)
-        points = self.points[i] * scale  # (P, 2) input pixels
+        img, a = self.image(i)
+        points = self.points[i] @ a[:, :2].T + a[:, 2]  # (P, 2) input pixels
         if self.augment is not None:
             img, points = augment(img, points, self.augment, np.random.default_rng([self.seed, self.epoch, i]))
         item = {

@@ -19,7 +19,7 @@ from . import atomic
 from .config import Config, to_plain
 from .annotations import read_annotations
 from .errors import FauError
-from .inference import load_model, predict
+from .inference import input_window, load_model, predict
 from .metrics import METRICS, metrics_table
 from .train import select_device
 
@@ -85,7 +85,8 @@ def evaluate_fold(cfg: Config, annotations_csv: str | Path, fold: dict, model_pa
                            f"({', '.join(map(str, fold['test'][:5]))}...)")
         workers = max(0, (threads or 1) - 1) if device.type == "cuda" else 0
         pred = predict(model, test, annotations_csv.parent, aus, int(meta["model_config"]["input_size"]),
-                       meta["normalization"], cfg.eval.batch_size, workers, cfg.eval.flip_test)
+                       meta["normalization"], cfg.eval.batch_size, workers, cfg.eval.flip_test,
+                       input_window(meta))
     finally:
         torch.set_num_threads(prev)
     check_predictions(model_path, pred, aus)

@@ -36,6 +36,12 @@ def model_config_from(d: dict) -> ModelConfig:
     return ModelConfig(**d, scc=scc)
 
 
+def input_window(meta: dict) -> float:
+    """A model file's `model.input_window` (1, the whole crop, for files
+    written before windows)."""
+    return float(meta["model_config"].get("input_window", 1.0))
+
+
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[FauNet, dict]:
     """The trained network (eval mode) and model.pt's metadata
     (model_config, aus, normalization, ...)."""
@@ -107,10 +113,10 @@ def intensities(model: FauNet, x: torch.Tensor, flip_test: bool = True, bf16: bo
 
 @torch.no_grad()
 def _forward(model: FauNet, df: pd.DataFrame, table_dir: Path, aus: list[str], input_size: int,
-             normalization: str, batch_size: int, workers: int, desc: str, flip_test: bool):
+             normalization: str, batch_size: int, workers: int, desc: str, flip_test: bool, window: float = 1.0):
     """Yields (dataset, batch indices, AU intensities (B, A), heatmaps (B, P, h, w) on CPU)."""
     device = next(model.parameters()).device
-    ds = AUDataset(df, table_dir, aus, input_size, normalization, targets=False)
+    ds = AUDataset(df, table_dir, aus, input_size, normalization, targets=False, window=window)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
     for batch in tqdm(loader, desc=desc, file=sys.stderr, leave=False):
         inten, maps = intensities(model, batch["image"].to(device), flip_test)
@@ -118,15 +124,15 @@ def _forward(model: FauNet, df: pd.DataFrame, table_dir: Path, aus: list[str], i
 
 
 def predict(model: FauNet, annotations_df: pd.DataFrame, table_dir: str | Path, aus: list[str], input_size: int,
-            normalization: str = "imagenet", batch_size: int = 32, workers: int = 0, flip_test: bool = True
-            ) -> pd.DataFrame:
+            normalization: str = "imagenet", batch_size: int = 32, workers: int = 0, flip_test: bool = True,
+            window: float = 1.0) -> pd.DataFrame:
     """Predicted intensities for every row: video, subject, task, frame,
     imgpath, then AUxx_true, AUxx_pred per AU (row order kept)."""
     model.eval()
     df = annotations_df.reset_index(drop=True)
     pred = np.full((len(df), len(aus)), np.nan)
     for _, idx, inten, _ in _forward(model, df, Path(table_dir), aus, input_size, normalization, batch_size,
-                                     workers, "predict", flip_test):
+                                     workers, "predict", flip_test, window):
         pred[idx] = inten  # (B, A)
     table = pd.DataFrame({c: df[c] if c in df.columns else "" for c in ID_COLUMNS})
     for a, au in enumerate(aus):
@@ -148,7 +154,8 @@ def predict_heatmaps(cfg: Config, model_path: str | Path, rows: pd.DataFrame, ta
             np.zeros((0, len(aus)))
     maps, images, values = [], [], []
     for ds, idx, inten, out in _forward(model, rows, Path(table_dir), aus, size, meta["normalization"],
-                                        cfg.eval.batch_size, 0, "heatmaps", cfg.eval.flip_test):
+                                        cfg.eval.batch_size, 0, "heatmaps", cfg.eval.flip_test,
+                                        input_window(meta)):
         maps.append(out.numpy())
         values.append(inten)
         images += [ds.image(int(i))[0] for i in idx]

@@ -4,8 +4,9 @@ Each frame with the 68 landmarks, one bar per AU (predicted intensity,
 0..5) and the predicted heatmaps (the maximum over all AU points) blended
 over the face. The heatmaps live in the network's output grid; they are
 mapped back to frame pixels through the inverse of the chain the input
-went through: frame -(similarity M)-> crop (crops.size) -(resize)->
-input (S) -(/ stride)-> heatmap (`heatmap_transform`).
+went through: frame -(similarity M)-> crop (crops.size) -(the model's
+window, resized: `fau.preprocess.crop_to_input`)-> input (S) -(/ stride)->
+heatmap (`heatmap_transform`).
 
 Written as .mp4 (OpenCV's `mp4v`), or .avi (Motion JPEG) where this OpenCV
 cannot write mp4; an image input gives a .png. The file is written beside
@@ -26,23 +27,25 @@ import numpy as np
 from .errors import FauError
 from .heatmaps import MAX_INTENSITY, SCALE
 from .model import STRIDE
+from .preprocess import crop_to_input
 
 HEAT_ALPHA = 0.6  # opacity of the heatmap where it reaches intensity 1
 
 
-def heatmap_transform(m: np.ndarray, crop_size: int, input_size: int, stride: int = STRIDE) -> np.ndarray:
+def heatmap_transform(m: np.ndarray, crop_size: int, input_size: int, stride: int = STRIDE,
+                      window: float = 1.0) -> np.ndarray:
     """The (2, 3) affine frame pixels -> heatmap pixels, given the frame ->
-    crop similarity `m`: the crop is resized to the input (pixel centres
-    kept: x_in = (x_c + 0.5) r - 0.5, r = input / crop) and heatmap pixel u
-    sits at input pixel u * stride (`fau.heatmaps.encode`)."""
-    r = input_size / crop_size
-    f = np.asarray(m, np.float64) * (r / stride)
-    f[:, 2] += (0.5 * r - 0.5) / stride
-    return f
+    crop similarity `m`: the model's window of the crop is resized to the
+    input (`crop_to_input`, pixel centres kept) and heatmap pixel u sits at
+    input pixel u * stride (`fau.heatmaps.encode`)."""
+    a = crop_to_input(crop_size, input_size, window)  # (2, 3) crop -> input
+    m = np.asarray(m, np.float64)
+    f = np.hstack([a[:, :2] @ m[:, :2], (a[:, :2] @ m[:, 2] + a[:, 2])[:, None]])  # frame -> input
+    return f / stride
 
 
 def heat_in_frame(heatmap: np.ndarray, m: np.ndarray, crop_size: int, input_size: int,
-                  frame_shape: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+                  frame_shape: tuple[int, int], window: float = 1.0) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """One heatmap (h, w) -> its values over the frame region the crop
     covers: (values (y1 - y0, x1 - x0) float32, (x0, y0, x1, y1))."""
     h, w = frame_shape
@@ -53,7 +56,7 @@ def heat_in_frame(heatmap: np.ndarray, m: np.ndarray, crop_size: int, input_size
     x1, y1 = min(w, int(np.ceil(corners[:, 0].max()))), min(h, int(np.ceil(corners[:, 1].max())))
     if x1 <= x0 or y1 <= y0:
         return np.zeros((0, 0), np.float32), (0, 0, 0, 0)
-    f = heatmap_transform(m, crop_size, input_size)
+    f = heatmap_transform(m, crop_size, input_size, window=window)
     f[:, 2] += f[:, :2] @ np.array([x0, y0], np.float64)  # region pixel (0, 0) is frame pixel (x0, y0)
     values = cv2.warpAffine(np.ascontiguousarray(heatmap, np.float32), f, (x1 - x0, y1 - y0),
                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
@@ -68,7 +71,8 @@ def _colour(level: float) -> tuple[int, int, int]:
 
 
 def draw(image: np.ndarray, pts: Optional[np.ndarray], values: Optional[np.ndarray], aus: list[str],
-         heatmaps: Optional[np.ndarray], m: Optional[np.ndarray], crop_size: int, input_size: int) -> np.ndarray:
+         heatmaps: Optional[np.ndarray], m: Optional[np.ndarray], crop_size: int, input_size: int,
+         window: float = 1.0) -> np.ndarray:
     """Draw one frame's overlay in place (BGR uint8) and return it.
 
     pts (68, 2) frame pixels; values (A,) intensities in `aus` order;
@@ -76,7 +80,7 @@ def draw(image: np.ndarray, pts: Optional[np.ndarray], values: Optional[np.ndarr
     unit); m the frame -> crop similarity. None for a frame without a face."""
     h, w = image.shape[:2]
     if heatmaps is not None and m is not None:
-        heat, (x0, y0, x1, y1) = heat_in_frame(heatmaps.max(axis=0), m, crop_size, input_size, (h, w))
+        heat, (x0, y0, x1, y1) = heat_in_frame(heatmaps.max(axis=0), m, crop_size, input_size, (h, w), window)
         if heat.size:
             roi = image[y0:y1, x0:x1]
             level = np.clip(heat / (SCALE * MAX_INTENSITY), 0, 1)
@@ -154,8 +158,9 @@ class OverlayWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return self
 
-    def add(self, image: np.ndarray, pts, values, heatmaps, m, crop_size: int, input_size: int) -> None:
-        frame = draw(image, pts, values, self.aus, heatmaps, m, crop_size, input_size)
+    def add(self, image: np.ndarray, pts, values, heatmaps, m, crop_size: int, input_size: int,
+            window: float = 1.0) -> None:
+        frame = draw(image, pts, values, self.aus, heatmaps, m, crop_size, input_size, window)
         self.frames += 1
         if self.fourcc is None:
             self.last = frame

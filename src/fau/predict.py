@@ -41,7 +41,7 @@ from tqdm import tqdm
 from . import atomic
 from .config import CropsConfig, LandmarksConfig, from_dict
 from .errors import FauError
-from .inference import intensities, load_model
+from .inference import input_window, intensities, load_model
 from .landmarks import LandmarkDetector, predictor_path
 from .media import MediaInput
 from .preprocess import network_input
@@ -112,6 +112,7 @@ class Predictor:
         self.order = sorted(range(len(self.aus)), key=lambda i: self.aus[i])  # CSV order (sorted names)
         mc = self.meta["model_config"]
         self.input_size = int(mc["input_size"])
+        self.window = input_window(self.meta)  # model.input_window
         self.normalization = self.meta.get("normalization", "imagenet")
         self.landmarks_cfg, self.crops_cfg = preprocessing_of(self.meta, str(model_path), predictor)
         self.detector = LandmarkDetector(self.landmarks_cfg)
@@ -179,7 +180,7 @@ class Predictor:
                     self._write_row(out, p, values, media.fps)
                     if overlay is not None:
                         overlay.add(p.image, p.pts, values, maps[p.slot] if p.ok else None, p.m,
-                                    self.crops_cfg.size, self.input_size)
+                                    self.crops_cfg.size, self.input_size, self.window)
                 counts["faces"] += sum(p.ok for p in pending)
                 counts["frames"] += len(pending)
                 bar.update(len(pending))
@@ -190,7 +191,8 @@ class Predictor:
                 ok, conf, _box, pts = tracker.step(grey)
                 m = slot = None
                 if ok:
-                    batch[n_batch], m = network_input(bgr, pts, self.crops_cfg, self.input_size, self.normalization)
+                    batch[n_batch], m = network_input(bgr, pts, self.crops_cfg, self.input_size, self.normalization,
+                                                      self.window)
                     slot, n_batch = n_batch, n_batch + 1
                 pending.append(_Pending(frame, ok, conf, pts, m, slot,
                                         bgr.copy() if overlay is not None else None))  # the ring slot is reused

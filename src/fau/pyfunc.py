@@ -31,8 +31,8 @@ def crops_to_intensities(net, meta: dict, crops: np.ndarray, batch_size: int = 3
     import torch
 
     from .data import normalise
-    from .inference import intensities
-    from .preprocess import resize_to_input
+    from .inference import input_window, intensities
+    from .preprocess import to_input
 
     crops = np.asarray(crops)
     if crops.ndim == 3:
@@ -42,10 +42,11 @@ def crops_to_intensities(net, meta: dict, crops: np.ndarray, batch_size: int = 3
     aus = list(meta["aus"])
     size = int(meta["model_config"]["input_size"])
     norm = meta.get("normalization", "imagenet")
+    window = input_window(meta)
     device = next(net.parameters()).device
     out = np.zeros((len(crops), len(aus)))
     for i in range(0, len(crops), batch_size):
-        x = np.stack([normalise(resize_to_input(c.astype(np.uint8), size), norm)
+        x = np.stack([normalise(to_input(c.astype(np.uint8), size, window), norm)
                       for c in crops[i:i + batch_size]])  # (b, 3, S, S)
         out[i:i + len(x)] = intensities(net, torch.from_numpy(x).to(device), flip_test)[0]  # (b, A)
     order = sorted(range(len(aus)), key=lambda a: aus[a])

@@ -252,7 +252,9 @@ def _config_summary(cfg: Config, n_frames: int, folds: list[dict], manifest: str
         "- folds: " + "; ".join(f"{f['name']}: {len(f['train'])} train / {len(f['test'])} test subjects"
                                   for f in folds),
         f"- model: {m.backbone}{'' if m.width == 64 else f' of width {m.width}'} (weights: "
-        f"{m.backbone_weights or 'random init'}), input {m.input_size}, head {'-'.join(map(str, m.head_channels))}, "
+        f"{m.backbone_weights or 'random init'}), input {m.input_size}"
+        f"{f' (the middle {m.input_window:g} of the crop)' if m.input_window < 1 else ''}, "
+        f"head {'-'.join(map(str, m.head_channels))}, "
         f"SCC {'on' if m.scc.enabled else 'off'} (k={m.scc.k}, {m.scc.impl}, layout {m.scc.layout})",
         f"- training: {t.epochs} epochs, batch {t.batch_size}, Adam lr {t.lr} (/{1 / t.lr_gamma:g} at epochs "
         f"{', '.join(map(str, t.lr_milestones)) or '-'}), weight decay {t.weight_decay}, seed {cfg.seed}"

@@ -215,7 +215,8 @@ def _train(cfg: Config, fold: dict, rows: pd.DataFrame, n_excluded: int, table_d
     resumed_from = start - 1
 
     dataset = AUDataset(rows, table_dir, aus, m_cfg.input_size, t_cfg.normalization, targets=True,
-                        sigma=m_cfg.sigma, stride=STRIDE, augment=t_cfg.augment, seed=cfg.seed)
+                        sigma=m_cfg.sigma, stride=STRIDE, augment=t_cfg.augment, seed=cfg.seed,
+                        window=m_cfg.input_window)
     workers = t_cfg.workers if t_cfg.workers is not None else (max(0, (threads or 1) - 1)
                                                               if device.type == "cuda" else 0)
     use_bf16 = bool(t_cfg.bf16 and device.type == "cuda")
