@@ -368,6 +368,10 @@ def test_evaluate_says_when_the_config_model_differs_from_the_model_file(tiny_mo
     assert "model.input_size=64 (config: 96)" in lines[0] and "model.sigma=2.0 (config: 3.0)" in lines[0]
     quiet = _ok(_evaluate(tiny_model, tiny_model["model"], tmp_path))
     assert "trained with" not in quiet.stderr
+    # a model file written before model.input_window existed was trained on the whole crop, the default
+    before = _edited(tiny_model, tmp_path, lambda meta: meta["model_config"].pop("input_window"))
+    quiet = _ok(_evaluate(tiny_model, before, tmp_path))
+    assert "trained with" not in quiet.stderr
 
 
 def _predictions(path: Path, true: np.ndarray, pred: dict) -> Path:

@@ -103,13 +103,14 @@ class AUDataset(Dataset):
         s = self.input_size
         if self.window >= 1:  # the whole crop
             out = resize_to_input(img, s), np.array([[s / w, 0.0, 0.0], [0.0, s / h, 0.0]])
-        elif h != w:
-            raise FauError(f"{self.paths[i]}: a {w} x {h} image; model.input_window below 1 needs the square "
-                           f"crops of the crops stage")
         else:
+            try:
+                x = to_input(img, s, self.window)
+            except FauError as e:
+                raise FauError(f"{self.paths[i]}: {e}") from None
             x0, y0, side = input_box(w, self.window)
             r = s / side
-            out = to_input(img, s, self.window), np.array([[r, 0.0, -x0 * r], [0.0, r, -y0 * r]])
+            out = x, np.array([[r, 0.0, -x0 * r], [0.0, r, -y0 * r]])
         if self._cache is not None:
             out[0].setflags(write=False)
             self._cache[i] = out

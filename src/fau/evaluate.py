@@ -19,7 +19,7 @@ from . import atomic
 from .config import Config, to_plain
 from .annotations import read_annotations
 from .errors import FauError
-from .inference import input_window, load_model, predict
+from .inference import input_window, load_model, model_config_from, predict
 from .metrics import METRICS, metrics_table
 from .train import select_device
 
@@ -44,7 +44,10 @@ def model_config_differences(cfg: Config, meta: dict) -> list[str]:
                 out[f"{prefix}.{k}"] = list(v) if isinstance(v, (list, tuple)) else v
         return out
 
-    have, want = flat(dict(meta.get("model_config") or {})), flat(to_plain(cfg.model))
+    # the file's config as loading reads it: keys added since it was written take their defaults
+    stored = meta.get("model_config")
+    have = flat(to_plain(model_config_from(stored)) if stored else {})
+    want = flat(to_plain(cfg.model))
     return [f"{k}={have.get(k)!r} (config: {want[k]!r})" for k in sorted(want) if have.get(k) != want[k]]
 
 

@@ -13,6 +13,8 @@ exactly the pixels its stored crop gives it in training and evaluation.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -54,11 +56,13 @@ def resize_to_input(img: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if w > size else cv2.INTER_LINEAR)
 
 
+@functools.lru_cache(maxsize=16)
 def input_box(crop_size: int, window: float) -> tuple[int, int, int]:
     """The square of a crop_size crop the network sees, (x0, y0, side) in
     crop pixels: the whole crop for window 1; otherwise `window` of its side,
     centred on the neutral face of the crop template (brow top to chin, jaw
-    to jaw: `align.read_template`) and kept inside the crop."""
+    to jaw: `align.read_template`) and kept inside the crop. Cached: every
+    training item and predicted frame asks for it."""
     if window >= 1:
         return 0, 0, crop_size
     side = int(round(window * crop_size))
@@ -71,8 +75,12 @@ def input_box(crop_size: int, window: float) -> tuple[int, int, int]:
 
 def to_input(crop: np.ndarray, size: int, window: float = 1.0) -> np.ndarray:
     """A square crop (C, C, ...) -> the network's (size, size, ...) input:
-    its `input_box` resized to `size` (`resize_to_input`)."""
-    x0, y0, side = input_box(crop.shape[1], window)
+    its `input_box` resized to `size` (`resize_to_input`). FauError for a
+    window below 1 on an image that is not square (not a crop)."""
+    h, w = crop.shape[:2]
+    if window < 1 and h != w:
+        raise FauError(f"a {w} x {h} image; model.input_window below 1 needs the square crops of the crops stage")
+    x0, y0, side = input_box(w, window)
     return resize_to_input(np.ascontiguousarray(crop[y0:y0 + side, x0:x0 + side]), size)
 
 
