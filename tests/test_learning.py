@@ -10,6 +10,7 @@ schedule (config/config.yaml) train on one fold. Bar: see BAR below.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -26,33 +27,33 @@ pytestmark = pytest.mark.integration
 # 12 people of 40 frames (the embedded default has 48 of 20: half its frames
 # and a quarter of its people) at a third of BP4D's frame size, to fit CI;
 # fold1 of the person split: 8 people train, 4 test.
-DATA = {"synth": {"enabled": True, "subjects": 12, "tasks": 1, "frames": 40, "width": 348, "height": 464},
+# FAU_LEARNING_SEED=N runs it with another seed (people and training), as the spread below was measured.
+DATA = {"seed": int(os.environ.get("FAU_LEARNING_SEED", "0")),
+        "synth": {"enabled": True, "subjects": 12, "tasks": 1, "frames": 40, "width": 348, "height": 464},
         "folds": {"k": 3, "group_by": "person"}, "mlflow": {"enabled": False}}
-BAR, BAR_AU, LEARNED = 0.3, 0.3, 4  # mean ICC(3,1) over the 5 AUs > BAR, and at least LEARNED AUs > BAR_AU,
+BAR, BAR_AU, LEARNED = 0.5, 0.3, 5  # mean ICC(3,1) over the 5 AUs > BAR, and at least LEARNED AUs > BAR_AU,
                                     # on the held-out people (see the docstring)
 
 
 def test_embedded_model_learns_intensities_of_held_out_people(tmp_path):
-    """Mean ICC(3,1) over AUs > 0.3 on held-out people, and at least 4 of
-    the 5 AUs > 0.3.
+    """Mean ICC(3,1) over AUs > 0.5 on held-out people, and every AU > 0.3.
 
     Why these bars: a model that did not learn gives ~0 (a constant
     predictor's ICC is 0; the untrained network's predictions barely vary).
     Here 8 people with 34 coded frames each train (half the embedded
     default's frames, at a third of its frame size, to fit CI) and 4 are
-    tested, so one AU's ICC moves a lot with the training alone: on this
-    fold's data (before the mouth fix of the synthetic faces), training
-    seeds 0 / 1 / 2 of the default (per-crop normalisation, flip test) gave
-    mean 0.51 / 0.44 / 0.27, AU10 0.04 / 0.10 / 0.16, AU14 0.71 / 0.41 /
-    0.02 (seed 0, ImageNet normalisation: 0.40, AU14 0.11, AU17 0.29). A
-    bar on every AU would test the seed's luck on the weakest one; most AUs
-    well above 0 tests that the model learned intensity. Seed 0, the
-    test's, after the mouth fix: mean 0.57, AU06 0.55, AU12 0.63, AU14
-    0.81, AU17 0.59 > 0.3; AU10 0.27 (30 epochs); with the default's 34
-    epochs: mean 0.55, AU06 0.48, AU12 0.76, AU14 0.69, AU17 0.58; AU10
-    0.22. The embedded default itself (48 people, three folds of 28-34
-    training people) reaches >= 0.75 pooled with seeds 0 and 1
-    (benchmarks/end_to_end.py checks that bar on `make run`'s run)."""
+    tested, so one AU's ICC moves with the training and the people. With
+    the embedded default since 2026-11-28 (the crop's middle 0.75 as input,
+    unlabelled AUs moving in the people), seeds 0 / 1 / 2
+    (FAU_LEARNING_SEED; the seed draws the people too) gave mean 0.75 / 0.74 / 0.68 and lowest AU 0.57 (AU17)
+    / 0.65 (AU06) / 0.48 (AU17). The bars sit below all three with room
+    for another machine's arithmetic, and a model that skipped one AU
+    fails them. The default before (the whole crop, only the labelled AUs
+    moving) did fail them: seed 0 gave mean 0.55 with AU10 0.22 (and 0.44
+    with AU14 0.19 once the unlabelled AUs moved). The embedded default
+    itself (48 people, three folds of 28-34 training people) reaches
+    >= 0.75 pooled on seeds 0-4 (benchmarks/end_to_end.py checks that bar
+    on `make run`'s run)."""
     torch.set_num_threads(1)
     base = load_yaml(REPO / "config" / "config.yaml")
     cfg = from_dict(deep_merge(base, deep_merge(DATA, {

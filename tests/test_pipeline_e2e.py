@@ -76,6 +76,8 @@ def test_local_run_writes_report_and_metrics(local_run):
     report = (out / "report.md").read_text()
     for au in AUS:
         assert f"| {au} |" in report
+    # what moves the synthetic faces besides the labelled AUs (config.yaml: synth.other_aus)
+    assert "- unlabelled motion: AU01, AU02, AU04, AU05, AU07, AU23, AU24 move the faces without a label" in report
     # the per-subject table: one row per test subject, its fold and its frames
     lines = report.split("## Per test subject")[1].split("\n## ")[0].splitlines()
     head = next(line for line in lines if line.startswith("| subject |")).strip("| ").split(" | ")

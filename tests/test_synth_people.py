@@ -17,8 +17,9 @@ from fau.folds import make_folds, person_groups
 from fau.synth import generate, load_truth
 from fau.synth.faces import ORDER, PHOTOS, faces_dir, recipes
 
-# 8 people (all seven photos dominate one, the first twice), 2 short tasks each, small frames.
-SYNTH = SynthConfig(subjects=8, tasks=2, frames=16, width=300, height=400)
+# 8 people (all seven photos dominate one, the first twice), 2 short tasks each, small frames; the
+# unlabelled AUs move as in the embedded default (config.yaml: synth.other_aus).
+SYNTH = SynthConfig(subjects=8, tasks=2, frames=16, width=300, height=400, other_aus=True)
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +96,77 @@ def test_the_mouth_opens_only_with_lips_apart(dataset):
         # AU25 here only comes with a labelled AU that pulls or raises the lips (not alone).
         labelled = truth["intensities"][:, [aus.index(a) for a in BP4D_AUS]]
         assert (labelled[apart] > 0).any(axis=1).all(), video
+
+
+def _brow_height(pts: np.ndarray) -> float:
+    """Inner brows (20, 21, 22, 23) above the eye centres, in IOD."""
+    v, iod = _axes(pts)
+    return float((pts[36:48].mean(axis=0) - pts[20:24].mean(axis=0)) @ v / iod)
+
+
+def _upper_lip(pts: np.ndarray) -> float:
+    """Upper lip's red at the middle (outer 51 to inner 62), in IOD."""
+    v, iod = _axes(pts)
+    return float((pts[62] - pts[51]) @ v / iod)
+
+
+def test_unlabelled_aus_move_brows_and_lips_without_a_label(dataset):
+    """A real face moves more than its coded AUs (synth.other_aus): people
+    lower and raise their brows (no labelled BP4D AU moves a brow) and press
+    their lips thinner in frames labelled without the AUs that thin them
+    (AU14, AU17), measured on the intended landmarks against the person's
+    own neutral face. The manifest names the AUs that move unlabelled. (The
+    neutral-zero test above holds with them: closed lips, corners at the
+    neutral height wherever every label is 0.)"""
+    manifest = json.loads((Path(dataset.root) / ".synth" / "manifest.json").read_text())
+    assert manifest["unlabelled_motion"] == [1, 2, 4, 5, 7, 23, 24]
+    table = read_frame_table(dataset)
+    brows, lips = [], []
+    for video, rows in table.groupby("video"):
+        truth = load_truth(Path(dataset.root), video)
+        index = {int(f): i for i, f in enumerate(truth["frames"])}
+        neutral = truth["neutral"]
+        for frame, au14, au17 in rows[["frame", "AU14", "AU17"]].itertuples(index=False):
+            pts = truth["expression"][index[int(frame)]]
+            brows.append(_brow_height(pts) - _brow_height(neutral))
+            if au14 == 0 and au17 == 0:
+                lips.append(_upper_lip(pts) - _upper_lip(neutral))
+    brows, lips = np.array(brows), np.array(lips)
+    assert (brows < -0.05).sum() >= 3 and (brows > 0.05).sum() >= 3, np.round(np.sort(brows), 3)  # lowered, raised
+    assert (lips < -0.01).sum() >= 3, np.round(np.sort(lips), 3)  # lips pressed thinner
+    assert (np.abs(brows) < 0.005).sum() >= 0.2 * len(brows)  # and at rest in many (the videos' ends)
+
+
+def test_without_other_aus_only_labelled_aus_move():
+    from fau.synth.expressions import AU_MOTION, OTHER_AUS, au_trajectories
+
+    aus = tuple(sorted(AU_MOTION))
+    others = [aus.index(a) for a in OTHER_AUS]
+    for seed in range(5):
+        plain = au_trajectories(np.random.default_rng(seed), aus, 40, offset=seed, labelled=BP4D_AUS)
+        assert not plain[:, others].any()
+        moving = au_trajectories(np.random.default_rng(seed), aus, 40, offset=seed, labelled=BP4D_AUS,
+                                 others=OTHER_AUS)
+        assert moving[:, others].any()
+
+
+def test_strong_aus_together_never_fold_the_lips_or_the_lids():
+    """Every AU at full intensity at once (lips thinned by AU14, AU17, AU23,
+    AU24 together; the eye narrowed by AU6 and AU7): each lip's outer contour
+    stays outside its inner one and each lower lid below its upper lid, on
+    every shipped photo's person (a fold would warp the skin inside out)."""
+    from fau.synth.expressions import AU_MOTION, au_displacement
+    from fau.synth.faces import make_subject
+
+    for i, recipe in enumerate(recipes(7, seed=3)):
+        pts = make_subject(f"P{i}", recipe, 300, 400, np.random.default_rng(i), 0.45).points
+        for combo in ({au: 5.0 for au in AU_MOTION if au not in (5, 25, 26)}, {6: 5.0, 7: 5.0},
+                      {14: 5.0, 17: 5.0, 23: 5.0, 24: 5.0}):
+            moved = pts + au_displacement(pts, combo)
+            v, _ = _axes(moved)
+            for up, lo in ((50, 61), (51, 62), (52, 63), (65, 56), (66, 57), (67, 58),
+                           (37, 41), (38, 40), (43, 47), (44, 46)):
+                assert (moved[lo] - moved[up]) @ v > 0, (recipe.sources[0][0], combo, up, lo)
 
 
 def _render(renderer, intensities: dict[int, float]) -> np.ndarray:

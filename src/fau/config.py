@@ -86,6 +86,7 @@ class SynthConfig:
     fps: float = 20.0
     codec: str = "MJPG"  # DISFA video codec: "MJPG" or "mp4v"
     jpeg_quality: int = 90
+    other_aus: bool = False  # unlabelled AUs (brows, lids, lip press: synth.expressions.OTHER_AUS) move too
 
 
 @dataclass(frozen=True)

@@ -228,11 +228,14 @@ def people_summary(manifest: str | Path | None, folds: list[dict]) -> list[str]:
     held_out = all(not {dom.get(s) for s in f["test"]} & {dom.get(s) for s in f["train"]} for f in folds)
     sizes = Counter(len(r["sources"]) for r in subjects.values())  # photos per morph -> people
     morphs = ", ".join(f"{sizes[k]} of {k} photos" for k in sorted(sizes))
+    others = data.get("unlabelled_motion") or []
     return [f"- people: {len(subjects)} synthetic people (morphs: {morphs}) from {len(photos)} source photos of "
             f"{len(persons)} real people ({', '.join(photos)})",
             "- held-out people: " + ("yes: no person's photo dominates subjects on both sides of any fold"
                                      if held_out else "no: some person's photo dominates subjects on both sides "
-                                                      "of a fold (folds.group_by: person separates them)")]
+                                                      "of a fold (folds.group_by: person separates them)"),
+            "- unlabelled motion: " + (", ".join(f"AU{a:02d}" for a in others) + " move the faces without a label "
+                                       "(synth.other_aus)" if others else "none (only the labelled AUs move the faces)")]
 
 
 INPUT_WORDS = {  # train.normalization, as the report says it

@@ -21,6 +21,8 @@ AU_MOTION: dict[int, list[tuple[tuple[int, ...], float, float]]] = {
     5: [((37, 38, 43, 44), 0.0, -0.02)],  # upper lids up
     6: [((40, 41, 46, 47), 0.0, -0.014), ((1, 2, 15, 14), 0.0, -0.02),
         ((31, 35), 0.0, -0.006)],  # cheeks and lower lids up (the eye corners stay)
+    7: [((40, 41, 46, 47), 0.0, -0.01), ((37, 38, 43, 44), 0.0, 0.004)],  # lids tightened: the eye
+    # narrows from below, the cheeks stay (AU6 lifts them)
     9: [((31, 32, 33, 34, 35), 0.0, -0.022), ((30,), 0.0, -0.012), ((21, 22), -0.01, 0.012),
         ((50, 51, 52), 0.0, -0.008)],  # nose wings up, brows pulled down
     10: [((50, 51, 52), 0.0, -0.032), ((49, 53), 0.0, -0.022), ((61, 62, 63), 0.0, -0.026),
@@ -35,6 +37,11 @@ AU_MOTION: dict[int, list[tuple[tuple[int, ...], float, float]]] = {
          ((61, 62, 63), 0.0, -0.019), ((49, 50, 51, 52, 53), 0.0, -0.016)],  # chin and lower lip up,
     # pushing the upper lip up with it (the lips stay together), mouth arched
     20: [((48, 54, 60, 64), 0.036, 0.006), ((49, 53, 55, 59), 0.016, 0.003)],  # corners out
+    23: [((50, 51, 52), 0.0, 0.003), ((56, 57, 58), 0.0, -0.003), ((49, 53), 0.0, 0.002),
+         ((55, 59), 0.0, -0.002), ((48, 54), -0.01, 0.0), ((60, 64), -0.008, 0.0)],  # lips tightened:
+    # narrower and thinner, the inner lips and the corners' height unchanged
+    24: [((50, 51, 52), 0.0, 0.004), ((56, 57, 58), 0.0, -0.004), ((49, 53), 0.0, 0.003),
+         ((55, 59), 0.0, -0.003), ((48, 54, 60, 64), -0.004, 0.0)],  # lips pressed together: thinner
     25: [((65, 66, 67), 0.0, 0.03), ((56, 57, 58), 0.0, 0.02), ((55, 59), 0.0, 0.012),
          ((61, 62, 63), 0.0, -0.008)],  # lips apart
     26: [((8,), 0.0, 0.06), ((7, 9), 0.0, 0.055), ((6, 10), 0.0, 0.045), ((5, 11), 0.0, 0.03),
@@ -46,11 +53,12 @@ GAIN = 1.5  # all displacements above, so that intensity 5 is a marked change (F
 
 # Groups that move together (the AU's weight in the driver); every AU also has
 # its own independent events, so the co-occurrence is strong but not perfect.
+# A group moves only its AUs that the dataset labels (or OTHER_AUS, when on).
 DRIVERS: dict[str, dict[int, float]] = {
     "smile": {6: 0.85, 12: 1.0, 25: 0.5, 10: 0.3},
     "open": {25: 1.0, 26: 0.9},
     "surprise": {1: 1.0, 2: 0.95, 5: 0.9, 26: 0.4},
-    "frown": {4: 1.0, 9: 0.5, 15: 0.85, 17: 0.9},
+    "frown": {4: 1.0, 9: 0.5, 15: 0.85, 17: 0.9, 7: 0.8, 24: 0.7, 23: 0.5},
     "disgust": {9: 1.0, 10: 0.9, 4: 0.4, 17: 0.3},
     "tight": {14: 1.0, 17: 0.6, 20: 0.9},
 }
@@ -88,6 +96,29 @@ def au_displacement(pts: np.ndarray, intensities: dict[int, float]) -> np.ndarra
         for idx, out, down in AU_MOTION[au]:
             i = np.array(idx)
             disp[i] += GAIN * value * iod * (out * side[i, None] * u[None, :] + down * v[None, :])
+    return _keep_apart(pts, disp, v, iod)
+
+
+# (upper, lower) landmark pairs that must stay at least the given IOD apart
+# along the face's vertical axis: the lids (AU6 + AU7 narrow the eye) and each
+# lip's outer and inner contour (AU14 + AU23 + AU24 thin the red). Only a
+# combination of several strong AUs reaches these limits.
+APART: tuple[tuple[tuple[tuple[int, int], ...], float], ...] = (
+    (((37, 41), (38, 40), (43, 47), (44, 46)), 0.002),
+    (((50, 61), (51, 62), (52, 63), (65, 56), (66, 57), (67, 58)), 0.002),
+)
+
+
+def _keep_apart(pts: np.ndarray, disp: np.ndarray, v: np.ndarray, iod: float) -> np.ndarray:
+    """`disp` (68, 2) with each APART pair no closer than its limit: where the
+    moved points come closer, both move back along `v`, half each."""
+    moved = pts + disp
+    for pairs, limit in APART:
+        for up, lo in pairs:
+            short = limit * iod - float((moved[lo] - moved[up]) @ v)  # px
+            if short > 0:
+                disp[up] -= 0.5 * short * v
+                disp[lo] += 0.5 * short * v
     return disp
 
 
@@ -111,25 +142,35 @@ REST = 0.15  # share of a video's frames at each end with a neutral face (videos
 
 # AUs that are never animated on their own when the dataset does not label
 # them, but move with labelled AUs: lips part (AU25) in a broad smile and with
-# a strong upper-lip raise. A frame whose labelled AUs are all 0 is neutral.
+# a strong upper-lip raise.
 COUPLED: dict[int, dict[int, float]] = {25: {12: 0.5, 10: 0.6}}
+
+# AUs that may move the face although the dataset does not label them
+# (`synth.other_aus`), as real faces do: brows raised or lowered, lids raised
+# or tightened, lips tightened or pressed. None of them parts the lips or
+# moves the mouth corners up or down, so a frame whose labels are all 0 still
+# has closed lips at the neutral corner height; a model must learn its AUs
+# apart from them (a lowered brow, narrowed eyes and pressed lips are no smile).
+OTHER_AUS: tuple[int, ...] = (1, 2, 4, 5, 7, 23, 24)
 
 
 def au_trajectories(rng: np.random.Generator, aus: tuple[int, ...], n: int, offset: int = 0,
-                    labelled: tuple[int, ...] | None = None) -> np.ndarray:
+                    labelled: tuple[int, ...] | None = None, others: tuple[int, ...] = ()) -> np.ndarray:
     """Integer AU intensities 0..5, shape (n, len(aus)), smooth over time.
 
-    Only `labelled` AUs (default: all of `aus`) get events. A video starts
-    and ends at rest (the first and last REST of its frames are all 0, from
-    10 frames on); in between it is a chain of expression events (one
-    DRIVERS group each, restricted to the labelled AUs, peak 3..5.5, at most
-    two overlapping); the groups rotate
-    with `offset` (the video's number) so a dataset visits all of them. Each
-    labelled AU also gets its own occasional event (probability 0.35, peak
-    2..5.5), so co-occurrence is strong but not perfect, and small smooth
-    noise. An unlabelled AU is 0, except a COUPLED one, which follows the
-    labelled AUs it is tied to (and is 0 wherever they all are)."""
+    Only `labelled` AUs (default: all of `aus`) and the unlabelled `others`
+    get events. A video starts and ends at rest (the first and last REST of
+    its frames are all 0, from 10 frames on); in between it is a chain of
+    expression events (one DRIVERS group each, restricted to the labelled
+    AUs and `others`, peak 3..5.5, at most two overlapping); the groups with
+    a labelled AU rotate with `offset` (the video's number) so a dataset
+    visits all of them. Each labelled AU and each of `others` also gets its
+    own occasional event (probability 0.35, peak 2..5.5), so co-occurrence
+    is strong but not perfect, and small smooth noise. Any other AU is 0,
+    except a COUPLED one, which follows the labelled AUs it is tied to (and
+    is 0 wherever they all are)."""
     labelled = tuple(aus) if labelled is None else tuple(a for a in labelled if a in aus)
+    others = tuple(a for a in others if a in aus and a not in labelled)
     names = [name for name, group in DRIVERS.items() if set(group) & set(labelled)]
     rest = int(round(REST * n)) if n >= 10 else 0  # neutral frames at each end
     span = n - 2 * rest
@@ -137,7 +178,7 @@ def au_trajectories(rng: np.random.Generator, aus: tuple[int, ...], n: int, offs
     window[rest:n - rest] = 1.0
     width = 0.45 * span if span < 40 else float(rng.uniform(14, 30))
     count = max(1, int(np.ceil(span / (0.6 * width))))
-    value = {au: np.zeros(n) for au in labelled}
+    value = {au: np.zeros(n) for au in labelled + others}
     for k in range(count):
         centre = rest + (k + 0.5) * span / count + rng.uniform(-0.1, 0.1) * width
         bump = _bump(n, centre, width * rng.uniform(0.8, 1.2), rng.uniform(3.0, 5.5))

@@ -13,15 +13,19 @@ layout of `ds.kind` (docs/formats.md), with the default path patterns of
   and `ActionUnit_Labels/SN001/SN001_au1.txt` (`frame,intensity`, 1-based).
 
 Every subject starts from a neutral face (closed relaxed lips, brows and lids
-at rest), so an intensity means the same face change for everyone. Only the
+at rest), so an intensity means the same face change for everyone. The
 dataset's labelled AUs move the face (plus AU25, lips apart, tied to a broad
-smile or a strong upper-lip raise where it is not labelled): a frame whose
-labels are all 0 shows the neutral face. Ground truth for tests lives in the
-hidden `<root>/.synth/`: `<video>_landmarks.npz` (`frames`, `points` (T, 68,
-2) intended landmarks, `expression` (T, 68, 2) before head motion, `neutral`
-(68, 2), `head` (T, 2, 3) head-motion similarity, `aus`, `intensities` (T,
-n)) and `manifest.json` (written last: videos, and per subject its source
-photos, their people and weights). Same seed and config -> identical files.
+smile or a strong upper-lip raise where it is not labelled) and, with
+`synth.other_aus`, the unlabelled AUs of `expressions.OTHER_AUS` (brows,
+lids, lips tightened or pressed, as a real face moves more than its coded
+AUs): a frame whose labels are all 0 has closed lips at the neutral corner
+height (and without `other_aus` shows the neutral face). Ground truth for
+tests lives in the hidden `<root>/.synth/`: `<video>_landmarks.npz`
+(`frames`, `points` (T, 68, 2) intended landmarks, `expression` (T, 68, 2)
+before head motion, `neutral` (68, 2), `head` (T, 2, 3) head-motion
+similarity, `aus`, `intensities` (T, n)) and `manifest.json` (written last:
+videos, per subject its source photos, their people and weights, and the
+unlabelled AUs that move). Same seed and config -> identical files.
 """
 from __future__ import annotations
 
@@ -39,7 +43,7 @@ from .. import atomic
 from ..config import DatasetConfig, SynthConfig, to_plain
 from ..errors import FauError
 from . import appearance
-from .expressions import AU_MOTION, au_displacement, au_trajectories, face_axes, head_motion
+from .expressions import AU_MOTION, OTHER_AUS, au_displacement, au_trajectories, face_axes, head_motion
 from .faces import ORDER, PHOTOS, Recipe, Subject, inner_gap, make_subject, recipes
 from .warp import delaunay, ring_points, warp_piecewise
 
@@ -177,12 +181,20 @@ def _encode_jpeg(img: np.ndarray, quality: int) -> bytes:
     return buf.tobytes()
 
 
+def _moving(ds: DatasetConfig, synth: SynthConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(labelled AUs, unlabelled AUs that move too): OTHER_AUS not labelled, when `synth.other_aus`."""
+    others = tuple(a for a in OTHER_AUS if a not in ds.aus) if synth.other_aus else ()
+    return tuple(ds.aus), others
+
+
 def _sequence(renderer: Renderer, rng: np.random.Generator, n: int, seed: int, video: str,
-              desc: str, number: int, labelled: tuple[int, ...]):
+              desc: str, number: int, moving: tuple[tuple[int, ...], tuple[int, ...]]):
     """Yield (i, frame, points, expression, head matrix, intensities row) for
-    one video; only the `labelled` AUs (and those COUPLED to them) move."""
+    one video; only the `moving` AUs (labelled, others) and those COUPLED to
+    the labelled ones move."""
     motion_aus = tuple(sorted(AU_MOTION))
-    traj = au_trajectories(rng, motion_aus, n, offset=3 * number, labelled=labelled)  # (n, A)
+    labelled, others = moving
+    traj = au_trajectories(rng, motion_aus, n, offset=3 * number, labelled=labelled, others=others)  # (n, A)
     head = head_motion(rng, n, renderer.iod)  # (n, 4)
     for i in tqdm(range(n), desc=desc, unit="frame", leave=False):
         m = renderer.head_matrix(*head[i])
@@ -234,7 +246,7 @@ def _generate_bp4d(ds: DatasetConfig, synth: SynthConfig, seed: int, root: Path,
             rows = []
             labels = []
             for i, img, pts, expr, m, inten in _sequence(renderer, rng, n, seed, video, video, len(videos),
-                                                          tuple(ds.aus)):
+                                                          _moving(ds, synth)):
                 data = _encode_jpeg(img, synth.jpeg_quality)
                 rel = ds.pattern("frames").format(subject=subject_id, task=task, frame=frames[i])
                 atomic.write_bytes(root / rel, data)
@@ -286,7 +298,7 @@ def _generate_disfa(ds: DatasetConfig, synth: SynthConfig, seed: int, root: Path
                 raise FauError(f"{path}: OpenCV cannot write a {synth.codec} video here")
             try:
                 for i, img, pts, expr, m, inten in _sequence(renderer, rng, synth.frames, seed, subject_id,
-                                                              subject_id, len(videos), tuple(ds.aus)):
+                                                              subject_id, len(videos), _moving(ds, synth)):
                     writer.write(img)
                     rows.append((pts, expr, m, inten))
                     labels.append(inten)
@@ -323,6 +335,7 @@ def generate(ds: DatasetConfig, synth: SynthConfig, seed: int) -> Path:
     sources = sorted({n for r in people for n, _ in r.sources})
     manifest = {"kind": ds.kind, "seed": int(seed), "aus": list(ds.aus), "videos": videos,
                 "subjects": subjects, "people": len(people), "source_photos": sources,
+                "unlabelled_motion": list(_moving(ds, synth)[1]),
                 "source_people": sorted({PHOTOS[n].person for n in sources}),
                 "synth": to_plain(synth), "patterns": {k: ds.pattern(k) for k in _pattern_keys(ds.kind)}}
     path = root / SIDECAR / "manifest.json"
