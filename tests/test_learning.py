@@ -45,8 +45,9 @@ def test_embedded_model_learns_intensities_of_held_out_people(tmp_path):
     tested, so one AU's ICC moves with the training and the people. With
     the embedded default since 2026-11-28 (the crop's middle 0.75 as input,
     unlabelled AUs moving in the people), seeds 0 / 1 / 2
-    (FAU_LEARNING_SEED; the seed draws the people too) gave mean 0.75 / 0.74 / 0.68 and lowest AU 0.57 (AU17)
-    / 0.65 (AU06) / 0.48 (AU17). The bars sit below all three with room
+    (FAU_LEARNING_SEED; the seed draws the people too) gave mean 0.75 /
+    0.74 / 0.68 and lowest AU 0.57 (AU17) / 0.65 (AU06) / 0.48 (AU17).
+    The bars sit below all three with room
     for another machine's arithmetic, and a model that skipped one AU
     fails them. The default before (the whole crop, only the labelled AUs
     moving) did fail them: seed 0 gave mean 0.55 with AU10 0.22 (and 0.44
