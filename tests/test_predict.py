@@ -308,6 +308,21 @@ def test_heatmaps_map_back_onto_the_face_in_frame_pixels():
                 (size, window, px + x0, py + y0, target)
 
 
+def test_the_whole_crop_window_reads_the_whole_image_whatever_its_shape():
+    """Window 1 resizes the whole image, as before windows existed (an MLflow
+    model may be given crops that are not square); a window below 1 needs a
+    square crop and says so."""
+    from fau.errors import FauError
+    from fau.preprocess import to_input
+
+    img = np.zeros((120, 80, 3), np.uint8)
+    img[100:] = 255  # a bright band along the bottom
+    x = to_input(img, 64, 1.0)
+    assert x.shape == (64, 64, 3) and x[-5:].min() > 200 and x[:40].max() == 0
+    with pytest.raises(FauError, match="80 x 120 image"):
+        to_input(img, 64, 0.75)
+
+
 @pytest.mark.parametrize("window", [1.0, 0.75, 0.5])
 def test_training_points_follow_the_pixels_through_the_window(tmp_path, window):
     """`model.input_window`: the AU points the dataset turns into training

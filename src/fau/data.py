@@ -22,7 +22,7 @@ from .augment import augment
 from .config import AugmentConfig
 from .errors import FauError
 from .heatmaps import encode
-from .preprocess import input_box, resize_to_input, to_input
+from .preprocess import input_box, to_input
 
 CACHE_BYTES = 1 << 30  # training crops kept decoded in memory up to this size
 
@@ -101,13 +101,13 @@ class AUDataset(Dataset):
         img = load_rgb(self.paths[i])
         h, w = img.shape[:2]
         s = self.input_size
-        if self.window >= 1:  # the whole crop
-            out = resize_to_input(img, s), np.array([[s / w, 0.0, 0.0], [0.0, s / h, 0.0]])
+        try:
+            x = to_input(img, s, self.window)
+        except FauError as e:
+            raise FauError(f"{self.paths[i]}: {e}") from None
+        if self.window >= 1:  # the whole image, scaled per axis
+            out = x, np.array([[s / w, 0.0, 0.0], [0.0, s / h, 0.0]])
         else:
-            try:
-                x = to_input(img, s, self.window)
-            except FauError as e:
-                raise FauError(f"{self.paths[i]}: {e}") from None
             x0, y0, side = input_box(w, self.window)
             r = s / side
             out = x, np.array([[r, 0.0, -x0 * r], [0.0, r, -y0 * r]])

@@ -37,9 +37,9 @@ def model_config_from(d: dict) -> ModelConfig:
 
 
 def input_window(meta: dict) -> float:
-    """A model file's `model.input_window` (1, the whole crop, for files
-    written before windows)."""
-    return float(meta["model_config"].get("input_window", 1.0))
+    """A model file's `model.input_window`, as loading reads its config
+    (`model_config_from`: files written before windows get the default, 1)."""
+    return float(model_config_from(meta["model_config"]).input_window)
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[FauNet, dict]:

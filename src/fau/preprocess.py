@@ -74,11 +74,14 @@ def input_box(crop_size: int, window: float) -> tuple[int, int, int]:
 
 
 def to_input(crop: np.ndarray, size: int, window: float = 1.0) -> np.ndarray:
-    """A square crop (C, C, ...) -> the network's (size, size, ...) input:
-    its `input_box` resized to `size` (`resize_to_input`). FauError for a
-    window below 1 on an image that is not square (not a crop)."""
+    """A crop (C, C, ...) -> the network's (size, size, ...) input: its
+    `input_box` resized to `size` (`resize_to_input`); window 1: the whole
+    image, whatever its shape. FauError for a window below 1 on an image that
+    is not square (not a crop)."""
+    if window >= 1:
+        return resize_to_input(crop, size)
     h, w = crop.shape[:2]
-    if window < 1 and h != w:
+    if h != w:
         raise FauError(f"a {w} x {h} image; model.input_window below 1 needs the square crops of the crops stage")
     x0, y0, side = input_box(w, window)
     return resize_to_input(np.ascontiguousarray(crop[y0:y0 + side, x0:x0 + side]), size)
