@@ -200,6 +200,40 @@ def test_the_mouth_interior_is_drawn_only_where_au25_or_au26_part_the_lips(monke
                 f"{recipe.sources[0][0]}: no mouth interior for {inten}"
 
 
+def _mouth_pixels(renderer, intensities: dict[int, float]) -> np.ndarray:
+    """HSV pixels (n, 3) of a rendered frame inside the polygon of its intended inner-lip landmarks 60-67."""
+    img, expr = renderer.render(intensities, renderer.head_matrix(0.0, 1.0, 0.0, 0.0), noise_seed=1)
+    inside = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [np.round(expr[60:68]).astype(np.int32)], 1)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2HSV)[inside.astype(bool)]
+
+
+def test_an_open_smile_shows_teeth_and_a_dropped_jaw_the_dark_mouth():
+    """What the opened mouth looks like, measured on the rendered pixels
+    inside the intended inner-lip polygon of every photo's person: a broad
+    smile with the lips apart (AU12 5, AU6 4, AU25 2, as the generator
+    couples them) shows teeth over most of the opening, as a real posed
+    smile does: >= 75 % teeth (bright and unsaturated: HSV S < 70, V > 140)
+    and <= 15 % dark mouth (V < 80). A dropped jaw (AU26 5, AU25 3) shows
+    the dark mouth between the teeth: >= 50 % dark, >= 20 % teeth. Until
+    2026-11-28 the teeth were a band of at most 0.45 of the opening under
+    the polygon of the inner-lip points: the smile was 58-65 % teeth and
+    29-36 % dark, a dark gull-wing slit that real smiles do not show."""
+    from fau.synth.faces import make_subject
+    from fau.synth.generate import Renderer
+
+    for i, recipe in enumerate(recipes(7, seed=3)):  # every photo dominates one person
+        renderer = Renderer(make_subject(f"P{i}", recipe, 300, 400, np.random.default_rng(i), 0.45))
+        name = recipe.sources[0][0]
+        for inten, teeth_bar, dark_bar in (({12: 5.0, 6: 4.0, 25: 2.0}, (0.75, 1.0), (0.0, 0.15)),
+                                           ({26: 5.0, 25: 3.0}, (0.2, 1.0), (0.5, 1.0))):
+            hsv = _mouth_pixels(renderer, inten)  # (n, 3)
+            teeth = float(((hsv[:, 1] < 70) & (hsv[:, 2] > 140)).mean())
+            dark = float((hsv[:, 2] < 80).mean())
+            assert teeth_bar[0] <= teeth <= teeth_bar[1], f"{name} {inten}: teeth {teeth:.2f} of the opening"
+            assert dark_bar[0] <= dark <= dark_bar[1], f"{name} {inten}: dark mouth {dark:.2f} of the opening"
+
+
 def test_every_person_is_a_morph_of_several_photos_recorded_in_the_manifest(dataset):
     manifest = json.loads((Path(dataset.root) / ".synth" / "manifest.json").read_text())
     subjects = manifest["subjects"]

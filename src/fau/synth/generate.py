@@ -37,6 +37,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from scipy.interpolate import CubicSpline
 from tqdm import tqdm
 
 from .. import atomic
@@ -53,6 +54,8 @@ HALO_DIST, HALO_FOLLOW = 0.15, 0.9  # halo distance (IOD) and share of the lip /
 HALO_JAW = np.arange(5, 12)  # lower jaw contour points that get a halo
 FACE_FRACTION = {"bp4d": 0.45, "disfa": 0.42}  # face width (jaw span) / min(frame w, h)
 OPENING_AUS = (25, 26)  # the AUs that part the lips (lips apart, jaw drop)
+MOUTH_DARK = (35, 25, 55)  # BGR: the inside of the mouth
+TEETH_UPPER, TEETH_LOWER = (190, 205, 215), (150, 165, 175)  # BGR: off-white; the lower teeth in shadow
 
 
 def subject_ids(kind: str, n: int) -> list[str]:
@@ -126,30 +129,42 @@ class Renderer:
 
     def mouth_interior(self, img: np.ndarray, expr: np.ndarray, opening: float) -> np.ndarray:
         """Where the lips part (`opening` px, from `self.opening`), the inside
-        of the mouth: dark, with the upper teeth below the upper lip (up to
-        0.45 of the opening, at most 0.1 IOD), faded in over the first 0.08
-        IOD."""
+        of the mouth inside the inner-lip contour (a smooth curve through the
+        eight inner-lip points, `_lip_curves`): the upper teeth below the upper
+        lip (down to 0.8 of the opening, at most 0.14 IOD), the lower teeth
+        above the lower lip (0.3 of the opening, at most 0.06 IOD), both
+        narrowing and shaded towards the corners, and the dark mouth between
+        them once the jaw drops; faded in over the first 0.08 IOD."""
         alpha = float(np.clip(opening / (0.08 * self.iod), 0, 1)) * 0.9
         if alpha <= 0:
             return img
-        inner = expr[60:68]  # (8, 2)
-        lo = np.floor(inner.min(axis=0)).astype(int) - 2
-        hi = np.ceil(inner.max(axis=0)).astype(int) + 3
+        upper, lower = _lip_curves(expr)  # (N, 2) each, image-left corner to image-right corner
+        contour = np.vstack([upper, lower[::-1]])
+        lo = np.floor(contour.min(axis=0)).astype(int) - 2
+        hi = np.ceil(contour.max(axis=0)).astype(int) + 3
         h, w = img.shape[:2]
         x0, y0, x1, y1 = max(0, lo[0]), max(0, lo[1]), min(w, hi[0]), min(h, hi[1])
         if x1 <= x0 or y1 <= y0:
             return img
         off = np.array([x0, y0], np.float64)
         region = img[y0:y1, x0:x1]
-        inside = np.zeros(region.shape[:2], np.float32)
-        cv2.fillPoly(inside, [np.round((inner - off) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
-        paint = np.empty_like(region)
-        paint[...] = (35, 25, 55)
-        _, _, v, _ = face_axes(expr)
-        upper = expr[[60, 61, 62, 63, 64]]  # upper inner lip, image-left to image-right
-        depth = min(0.45 * opening, 0.1 * self.iod)
-        teeth = np.vstack([upper, (upper + depth * v)[::-1]])
-        cv2.fillPoly(paint, [np.round((teeth - off) * 16).astype(np.int32)], (200, 208, 214), cv2.LINE_AA, shift=4)
+        inside = _mask(region.shape[:2], contour - off)
+        paint = np.empty(region.shape, np.float32)
+        paint[...] = MOUTH_DARK
+        _, u, v, _ = face_axes(expr)
+        s = np.linspace(0.0, 1.0, len(upper))
+        taper = np.clip(np.sin(np.pi * (s - 0.08) / 0.84), 0, 1) ** 0.35  # (N,) teeth narrow into the corners
+        for curve, depth, sign, colour in ((lower, min(0.3 * opening, 0.06 * self.iod), -1.0, TEETH_LOWER),
+                                           (upper, min(0.8 * opening, 0.14 * self.iod), 1.0, TEETH_UPPER)):
+            keep = taper > 0
+            edge = curve[keep] + sign * depth * taper[keep, None] * v  # the teeth's biting edge
+            teeth = _mask(region.shape[:2], np.vstack([curve[keep], edge[::-1]]) - off)
+            paint += teeth[..., None] * (np.asarray(colour, np.float32) - paint)
+        # the back teeth in shadow: darker towards the corners (buccal corridor)
+        ys, xs = np.mgrid[y0:y1, x0:x1]
+        centre, half = contour.mean(axis=0), max(1.0, float(np.abs((contour - contour.mean(axis=0)) @ u).max()))
+        across = np.abs((xs - centre[0]) * u[0] + (ys - centre[1]) * u[1]) / half  # (h, w) 0 centre .. 1 corner
+        paint *= (1.0 - 0.45 * np.clip(across, 0, 1) ** 2)[..., None]
         a = (alpha * inside)[..., None]
         out = img.copy()
         out[y0:y1, x0:x1] = np.clip(a * paint + (1 - a) * region, 0, 255).astype(np.uint8)
@@ -172,6 +187,29 @@ class Renderer:
         cv2.randn(noise, 0, 2.0)
         img = cv2.add(img, noise, dtype=cv2.CV_8U)
         return img, expr
+
+
+def _mask(shape: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
+    """(h, w) float32 coverage 0..1 of a polygon (px), antialiased (OpenCV
+    antialiases only 8-bit images)."""
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+    return mask.astype(np.float32) / 255.0
+
+
+def _lip_curves(expr: np.ndarray, n: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """The inner-lip contour of 68 points as two smooth curves (n, 2) from the
+    image-left inner corner (60) to the image-right one (64): the upper lip
+    through 61, 62, 63 and the lower through 67, 66, 65 (natural cubic
+    splines over the points' order; the polygon through the points alone has
+    corners where the lips are curved)."""
+    t = np.arange(5.0)
+    s = np.linspace(0.0, 4.0, n)
+    curves = []
+    for idx in ((60, 61, 62, 63, 64), (60, 67, 66, 65, 64)):
+        spline = CubicSpline(t, expr[list(idx)], bc_type="natural", axis=0)
+        curves.append(spline(s))
+    return curves[0], curves[1]
 
 
 def _encode_jpeg(img: np.ndarray, quality: int) -> bytes:
