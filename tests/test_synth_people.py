@@ -230,6 +230,7 @@ def test_an_open_smile_shows_teeth_and_a_dropped_jaw_the_dark_mouth():
             hsv = _mouth_pixels(renderer, inten)  # (n, 3)
             teeth = float(((hsv[:, 1] < 70) & (hsv[:, 2] > 140)).mean())
             dark = float((hsv[:, 2] < 80).mean())
+            print(f"{name} {inten}: teeth {teeth:.2f}, dark {dark:.2f} of the opening")  # pytest -s
             assert teeth_bar[0] <= teeth <= teeth_bar[1], f"{name} {inten}: teeth {teeth:.2f} of the opening"
             assert dark_bar[0] <= dark <= dark_bar[1], f"{name} {inten}: dark mouth {dark:.2f} of the opening"
 
