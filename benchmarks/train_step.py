@@ -111,7 +111,7 @@ def cpu_run(quick: bool, paper_batch: int) -> bool:
             label = f"{size}: {cfg.backbone}, input {cfg.input_size}, batch {batch}"
             macs = {v: counted_macs(variant_cfg(cfg, v), points) for v in VARIANTS}
             trainers = {v: Trainer(variant_cfg(cfg, v), points, batch, "cpu") for v in VARIANTS}
-            repeats, warmup = (1, 1) if quick else (5, 1)  # 5: the median survives two noisy rounds
+            repeats, warmup = (3, 1) if quick else (5, 1)  # the median survives one (quick) or two noisy rounds
             t = C.time_interleaved({v: tr.train_step for v, tr in trainers.items()}, repeats, warmup, "cpu",
                                    progress=f"cpu {size}")
             base_t, base_m = C.median(t["no SCC"]), macs["no SCC"]["total"]
