@@ -169,8 +169,22 @@ def test_strong_aus_together_never_fold_the_lips_or_the_lids():
                 assert (moved[lo] - moved[up]) @ v > 0, (recipe.sources[0][0], combo, up, lo)
 
 
+def _people_renderers():
+    """(photo name, Renderer) of one person dominated by each shipped photo, at 300 x 400."""
+    from fau.synth.faces import make_subject
+    from fau.synth.generate import Renderer
+
+    for i, recipe in enumerate(recipes(7, seed=3)):  # every photo dominates one person
+        yield recipe.sources[0][0], Renderer(make_subject(f"P{i}", recipe, 300, 400, np.random.default_rng(i), 0.45))
+
+
+def _frame(renderer, intensities: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(frame, intended landmarks) without head motion."""
+    return renderer.render(intensities, renderer.head_matrix(0.0, 1.0, 0.0, 0.0), noise_seed=1)
+
+
 def _render(renderer, intensities: dict[int, float]) -> np.ndarray:
-    return renderer.render(intensities, renderer.head_matrix(0.0, 1.0, 0.0, 0.0), noise_seed=1)[0]
+    return _frame(renderer, intensities)[0]
 
 
 def test_the_mouth_interior_is_drawn_only_where_au25_or_au26_part_the_lips(monkeypatch):
@@ -181,28 +195,26 @@ def test_the_mouth_interior_is_drawn_only_where_au25_or_au26_part_the_lips(monke
     neither opens a dark mouth with teeth. Before this was fixed, AU17's
     lower lip crossed the upper one and AU10's gap both painted it.)"""
     from fau.synth.expressions import AU_MOTION
-    from fau.synth.faces import make_subject
     from fau.synth.generate import Renderer
 
     closed = [{au: 5.0} for au in AU_MOTION if au not in (25, 26)]
     closed.append({au: 5.0 for au in AU_MOTION if au not in (25, 26)})
     parted = [{25: 2.0}, {26: 2.0}, {25: 2.0, 17: 5.0, 10: 5.0}]
-    for i, recipe in enumerate(recipes(7, seed=3)):  # every photo dominates one person
-        renderer = Renderer(make_subject(f"P{i}", recipe, 300, 400, np.random.default_rng(i), 0.45))
+    for name, renderer in _people_renderers():
         drawn = [_render(renderer, inten) for inten in closed + parted]
         with monkeypatch.context() as m:
             m.setattr(Renderer, "mouth_interior", lambda self, img, *args: img)
             plain = [_render(renderer, inten) for inten in closed + parted]
         for inten, a, b in zip(closed, drawn, plain):
-            assert np.array_equal(a, b), f"{recipe.sources[0][0]}: mouth interior drawn for {inten}"
+            assert np.array_equal(a, b), f"{name}: mouth interior drawn for {inten}"
         for inten, a, b in zip(parted, drawn[len(closed):], plain[len(closed):]):
             assert np.abs(a.astype(int) - b).sum(axis=2).astype(bool).sum() > 50, \
-                f"{recipe.sources[0][0]}: no mouth interior for {inten}"
+                f"{name}: no mouth interior for {inten}"
 
 
 def _mouth_pixels(renderer, intensities: dict[int, float]) -> np.ndarray:
     """HSV pixels (n, 3) of a rendered frame inside the polygon of its intended inner-lip landmarks 60-67."""
-    img, expr = renderer.render(intensities, renderer.head_matrix(0.0, 1.0, 0.0, 0.0), noise_seed=1)
+    img, expr = _frame(renderer, intensities)
     inside = np.zeros(img.shape[:2], np.uint8)
     cv2.fillPoly(inside, [np.round(expr[60:68]).astype(np.int32)], 1)
     return cv2.cvtColor(img, cv2.COLOR_BGR2HSV)[inside.astype(bool)]
@@ -219,12 +231,7 @@ def test_an_open_smile_shows_teeth_and_a_dropped_jaw_the_dark_mouth():
     2026-11-28 the teeth were a band of at most 0.45 of the opening under
     the polygon of the inner-lip points: the smile was 58-65 % teeth and
     29-36 % dark, a dark gull-wing slit that real smiles do not show."""
-    from fau.synth.faces import make_subject
-    from fau.synth.generate import Renderer
-
-    for i, recipe in enumerate(recipes(7, seed=3)):  # every photo dominates one person
-        renderer = Renderer(make_subject(f"P{i}", recipe, 300, 400, np.random.default_rng(i), 0.45))
-        name = recipe.sources[0][0]
+    for name, renderer in _people_renderers():
         for inten, teeth_bar, dark_bar in (({12: 5.0, 6: 4.0, 25: 2.0}, (0.75, 1.0), (0.0, 0.15)),
                                            ({26: 5.0, 25: 3.0}, (0.2, 1.0), (0.5, 1.0))):
             hsv = _mouth_pixels(renderer, inten)  # (n, 3)

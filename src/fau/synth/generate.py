@@ -153,16 +153,18 @@ class Renderer:
         paint[...] = MOUTH_DARK
         _, u, v, _ = face_axes(expr)
         s = np.linspace(0.0, 1.0, len(upper))
-        taper = np.clip(np.sin(np.pi * (s - 0.08) / 0.84), 0, 1) ** 0.35  # (N,) teeth narrow into the corners
+        taper = np.sin(np.pi * (s - 0.08) / 0.84)  # (N,) teeth narrow into the corners, none at them
+        keep = taper > 0
+        taper = taper[keep, None] ** 0.35  # (K, 1)
         for curve, depth, sign, colour in ((lower, min(0.3 * opening, 0.06 * self.iod), -1.0, TEETH_LOWER),
                                            (upper, min(0.8 * opening, 0.14 * self.iod), 1.0, TEETH_UPPER)):
-            keep = taper > 0
-            edge = curve[keep] + sign * depth * taper[keep, None] * v  # the teeth's biting edge
+            edge = curve[keep] + sign * depth * taper * v  # (K, 2) the teeth's biting edge
             teeth = _mask(region.shape[:2], np.vstack([curve[keep], edge[::-1]]) - off)
             paint += teeth[..., None] * (np.asarray(colour, np.float32) - paint)
         # the back teeth in shadow: darker towards the corners (buccal corridor)
         ys, xs = np.mgrid[y0:y1, x0:x1]
-        centre, half = contour.mean(axis=0), max(1.0, float(np.abs((contour - contour.mean(axis=0)) @ u).max()))
+        centre = contour.mean(axis=0)
+        half = max(1.0, float(np.abs((contour - centre) @ u).max()))  # px, centre to the further corner
         across = np.abs((xs - centre[0]) * u[0] + (ys - centre[1]) * u[1]) / half  # (h, w) 0 centre .. 1 corner
         paint *= (1.0 - 0.45 * np.clip(across, 0, 1) ** 2)[..., None]
         a = (alpha * inside)[..., None]
